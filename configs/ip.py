@@ -1,0 +1,24 @@
+r"""Indian Pines (corrected, 200 bands): DA-IMRN on the leakage-free `blocks` partition.
+
+  python launch/make_splits.py --config=configs/ip.py --seed=1 --out=/tmp/ip_split
+  python launch/make_splits.py --config=configs/ip.py:protocol=pixels --seed=1 --out=/tmp/ip_px
+
+Partition (PAPERS.md §1.6): 6x6 blocks, 4x4 windows, 9 train pixels kept per block, train and val
+totals accepted in [1100, 1200]. Decision 17 names pixel_ratio 0.15 / val_ratio 0.06; with our
+generator (no truncated border blocks) those give train 1262 +- 27 and accept under 1 % of attempts,
+so the defaults are recalibrated to 0.135 / 0.054 (train 1167 +- 26, val 1128 +- 69, about half of
+the attempts accepted; results/splits.md). Paper (abstract): OA 82.38 %, AA 80.35 %.
+
+Options after ':' -- protocol=blocks|pixels.
+"""
+
+from hsi_jax import config_util
+
+
+def get_config(arg=None):
+  options = config_util.parse_arg(arg, protocol="blocks")
+  config = config_util.base_config("ip")
+  config.split = config_util.split_config(
+      options.protocol, block=6, patch=4, pixel_ratio=0.135, val_ratio=0.054, k_keep=9,
+      accept=(1100, 1200))
+  return config

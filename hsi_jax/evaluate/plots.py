@@ -1,0 +1,55 @@
+"""Pictures a paper can use: the split over the scene, class maps next to the ground truth."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.colors as mcolors  # noqa: E402
+import matplotlib.patches as mpatches  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from hsi_jax import fileutil  # noqa: E402
+
+SET_COLOURS = {"labelled, in no set": "#f2f2f2", "train": "#d62728", "leaked": "#ff9f1c",
+               "val": "#1f77b4", "test": "#2ca02c"}
+
+
+def _save(fig, path: os.PathLike) -> None:
+  with fileutil.atomic_path(path) as tmp:
+    fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
+  plt.close(fig)
+
+
+def plot_split(path: os.PathLike, maps: dict[str, np.ndarray], gt: np.ndarray, title: str) -> None:
+  """Two panels: ground truth classes, and which set each labelled pixel belongs to."""
+  sets = np.zeros(gt.shape, np.int32)
+  for index, name in enumerate(("train", "leaked", "val", "test"), start=1):
+    sets[maps[name] > 0] = index
+  height, width = gt.shape
+  fig, axes = plt.subplots(1, 2, figsize=(2 * 4 * width / max(height, width) + 2,
+                                          4 * height / max(height, width) + 1))
+  axes[0].imshow(class_image(gt))
+  axes[0].set_title("ground truth")
+  axes[1].imshow(sets, cmap=mcolors.ListedColormap(list(SET_COLOURS.values())),
+                 vmin=-0.5, vmax=4.5, interpolation="nearest")
+  counts = [int((gt > 0).sum() - (sets > 0).sum())] + [int((sets == i).sum()) for i in range(1, 5)]
+  axes[1].legend(handles=[mpatches.Patch(color=colour, label=f"{name} ({n})") for
+                          (name, colour), n in zip(SET_COLOURS.items(), counts)],
+                 loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=7)
+  axes[1].set_title(title, fontsize=9)
+  for ax in axes:
+    ax.set_axis_off()
+  _save(fig, path)
+
+
+def class_image(labels: np.ndarray, num_classes: int | None = None) -> np.ndarray:
+  """(H, W, 3) float RGB of class ids; 0 (unlabelled) is black."""
+  num_classes = num_classes or max(int(labels.max()), 1)
+  palette = plt.get_cmap("tab20" if num_classes <= 20 else "gist_ncar")(
+      np.linspace(0, 1, 20 if num_classes <= 20 else num_classes))[:, :3]
+  colours = np.concatenate([np.zeros((1, 3)), palette[:num_classes]])
+  return colours[np.clip(labels, 0, num_classes)]
