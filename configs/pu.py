@@ -9,16 +9,18 @@ train 2935 +- 59 (almost never accepted), so the defaults are 0.070 / 0.028 (tra
 val 2754 +- 144, about 15 % of attempts accepted; results/splits.md). Paper (abstract): OA 93.33 %,
 AA 89.61 %.
 
-Options after ':' -- protocol=blocks|pixels.
+Options after ':' -- protocol=blocks|pixels, runlocal (same pipeline, shrunk for a CPU).
 """
 
 from hsi_jax import config_util
 
 
 def get_config(arg=None):
-  options = config_util.parse_arg(arg, protocol="blocks")
+  options = config_util.parse_arg(arg, protocol="blocks", runlocal=False)
   config = config_util.base_config("pu")
   config.split = config_util.split_config(
       options.protocol, block=10, patch=8, pixel_ratio=0.070, val_ratio=0.028, k_keep=25,
       accept=(2700, 2800))
+  config_util.da_imrn_sections(config, band_strides=(1, 2, 2, 2, 2, 2), valid_kernels=(4, 1, 2, 1, 1, 1),
+                                runlocal=options.runlocal)
   return config

@@ -82,3 +82,32 @@ def base_config(scene: str) -> ml_collections.ConfigDict:
   config.partition = 1  # split seed: partition k = seed k (decision 9)
   config.seed = 0       # model initialisation and data order
   return config
+
+
+DA_IMRN_STAGE_FEATURES = ((32, 64), (32, 64), (64, 128), (64, 128), (128, 256), (128, 256))
+
+
+def da_imrn_sections(config, *, band_strides, valid_kernels, runlocal: bool) -> None:
+  """Adds `model` and `train` for DA-IMRN with the paper's settings (PAPERS.md §1.4, §1.7,
+  decisions 3, 5, 7, 8). `runlocal` keeps the pipeline and shrinks it: a quarter of the widths and
+  a few epochs, to check the whole run on a CPU in minutes."""
+  config.model = ml_collections.ConfigDict(dict(
+      name="da_imrn", stage_features=DA_IMRN_STAGE_FEATURES, band_strides=band_strides,
+      valid_kernels=valid_kernels, attention_hidden=512, width=1.0,
+      use_scam=True, use_sam=True, interact=True,  # ablation switches
+      fast_conv=True,  # (k,k,1) / (1,1,k) convolutions in folded 2-D / 1-D form (same result)
+  ))
+  config.data.standardize = False  # faithful: raw digital numbers (decision 3)
+  config.train = ml_collections.ConfigDict(dict(
+      batch_size=16, epochs=100, learning_rate=1e-3, lr_decay=0.1, lr_decay_every=20,
+      patience=15, focal_gamma=2.0, focal_alpha=0.5,
+      loss_reduction="all_pixels",  # faithful; "labelled": mean over labelled pixels only
+      augment=True,                 # the partition's flipped copy of every kept window
+      eval_batch_size=256,
+  ))
+  if runlocal:
+    config.model.width = 0.25
+    config.data.standardize = True
+    config.train.epochs = 10
+    config.train.patience = 10
+    config.train.lr_decay_every = 7

@@ -53,3 +53,18 @@ def class_image(labels: np.ndarray, num_classes: int | None = None) -> np.ndarra
       np.linspace(0, 1, 20 if num_classes <= 20 else num_classes))[:, :3]
   colours = np.concatenate([np.zeros((1, 3)), palette[:num_classes]])
   return colours[np.clip(labels, 0, num_classes)]
+
+
+def plot_map(path: os.PathLike, prediction: np.ndarray, gt: np.ndarray, title: str) -> None:
+  """Predicted classes for every pixel next to the ground truth."""
+  num_classes = int(max(prediction.max(), gt.max(), 1))
+  height, width = gt.shape
+  fig, axes = plt.subplots(1, 2, figsize=(2 * 4 * width / max(height, width) + 0.5,
+                                          4 * height / max(height, width) + 0.8))
+  axes[0].imshow(class_image(gt, num_classes), interpolation="nearest")
+  axes[0].set_title("ground truth")
+  axes[1].imshow(class_image(prediction, num_classes), interpolation="nearest")
+  axes[1].set_title(title, fontsize=9)
+  for ax in axes:
+    ax.set_axis_off()
+  _save(fig, path)

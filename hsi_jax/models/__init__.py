@@ -1,0 +1,28 @@
+"""Model builders by name: `build_model(model_config, num_classes)` -> a Flax Linen module."""
+
+from __future__ import annotations
+
+from hsi_jax.models import da_imrn
+
+IP_SPATIAL = {"code": da_imrn.IP_CODE_SPATIAL_KERNELS,
+              "multiscale": da_imrn.IP_MULTISCALE_SPATIAL_KERNELS}
+
+
+def build_model(model_config, num_classes: int):
+  name = model_config.name
+  if name == "da_imrn":
+    width = model_config.width
+    features = [tuple(max(1, round(f * width)) for f in pair)
+                for pair in model_config.stage_features]
+    ip_spatial = model_config.get("ip_spatial")
+    if ip_spatial is not None and ip_spatial not in IP_SPATIAL:
+      raise ValueError(f"model.ip_spatial must be one of {list(IP_SPATIAL)}, got {ip_spatial!r}.")
+    return da_imrn.DAIMRN(
+        num_classes=num_classes, stage_features=features,
+        band_strides=tuple(model_config.band_strides),
+        valid_kernels=tuple(model_config.valid_kernels),
+        spatial_kernels=IP_SPATIAL[ip_spatial] if ip_spatial else da_imrn.SPATIAL_KERNELS,
+        attention_hidden=max(1, round(model_config.attention_hidden * width)),
+        use_scam=model_config.use_scam, use_sam=model_config.use_sam,
+        interact=model_config.interact, fast=model_config.fast_conv)
+  raise ValueError(f"Unknown model {name!r}; available: da_imrn.")

@@ -1,0 +1,40 @@
+"""Multi-scale residual blocks (MSpaRB / MSpeRB, PAPERS.md §1.3) on (N, p, p, B, C)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from hsi_jax.models.layers import Conv3D, band_batch_norm
+
+
+class MultiScaleResidualBlock(nn.Module):
+  """x -> BN(1x1x1 conv, band stride) = s; y = concat(branch convs of s) -> 1x1x1 -> BN;
+  y = ReLU(y + s); out = ReLU(BN(valid band conv (1, 1, k_valid) of y)).
+
+  `branch_kernels`: (3,3,1), (5,5,1), (7,7,1) for the spatial block; (1,1,3), (1,1,5), (1,1,7) for
+  the spectral one; ((1,1,1),) for the Indian Pines spatial block as the official code runs it.
+  Output (N, p, p, B', features) with B' = ceil(B / band_stride) - k_valid + 1.
+  """
+  branch_features: int
+  features: int
+  band_stride: int
+  k_valid: int
+  branch_kernels: Sequence[Sequence[int]]
+  fast: bool = True
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    conv = lambda f, k, s=(1, 1, 1), pad="SAME", name=None: Conv3D(  # noqa: E731
+        f, tuple(k), s, pad, fast=self.fast, name=name)
+    shortcut = conv(self.features, (1, 1, 1), (1, 1, self.band_stride), "VALID", "entry")(x)
+    shortcut = band_batch_norm(train, "entry_bn")(shortcut)
+    branches = [conv(self.branch_features, k, name=f"branch_{i}")(shortcut)
+                for i, k in enumerate(self.branch_kernels)]
+    y = branches[0] if len(branches) == 1 else jnp.concatenate(branches, axis=-1)
+    y = band_batch_norm(train, "fuse_bn")(conv(self.features, (1, 1, 1), name="fuse")(y))
+    y = nn.relu(y + shortcut)
+    y = conv(self.features, (1, 1, self.k_valid), pad="VALID", name="valid")(y)
+    return nn.relu(band_batch_norm(train, "valid_bn")(y))

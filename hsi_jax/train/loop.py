@@ -1,0 +1,189 @@
+"""train_and_evaluate(config, workdir): one run, resumable, from split to results.json.
+
+Work directory (DESIGN.md §3): config.json, split.npz / split.json / split.png, metrics.jsonl (one
+object per epoch), checkpoints/{latest,best}, map.npy, map.png, results.json. Starting again in
+the same workdir resumes from the latest checkpoint (the epoch order comes from (seed, epoch), so a
+resumed run ends exactly as an uninterrupted one). A finished workdir is never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hsi_jax import checkpoint, fileutil, models
+from hsi_jax.data import io, patches, preprocess, split_files
+from hsi_jax.evaluate import metrics as metrics_lib
+from hsi_jax.evaluate import plots, predict as predict_lib
+from hsi_jax.train import state as state_lib
+from hsi_jax.train import step as step_lib
+
+
+class WorkdirError(RuntimeError):
+  """The work directory holds a finished run, or a run of another configuration."""
+
+
+def _config_dict(config) -> dict:
+  return json.loads(config.to_json_best_effort(sort_keys=True))
+
+
+def prepare_workdir(config, workdir: pathlib.Path) -> None:
+  """Refuses a finished workdir or one made with another config; writes config.json."""
+  if (workdir / "results.json").exists():
+    raise WorkdirError(f"{workdir} holds a finished run (results.json exists); it is not "
+                       "overwritten. Use a new --workdir, or delete that one to run again.")
+  resolved = _config_dict(config)
+  saved_path = workdir / "config.json"
+  if saved_path.exists():
+    saved = json.loads(saved_path.read_text())
+    if saved != resolved:
+      changed = sorted(k for k in set(saved) | set(resolved) if saved.get(k) != resolved.get(k))
+      raise WorkdirError(f"{workdir} holds a run of a different config (sections differing: "
+                         f"{', '.join(changed)}). Use a new --workdir to run this config.")
+  else:
+    fileutil.write_json(saved_path, resolved)
+
+
+def _split(config, workdir: pathlib.Path, labels_gt, class_names):
+  split, _, _ = split_files.split_from_config(config)
+  existing = workdir / "split.npz"
+  if existing.exists():
+    if split_files.load_split(existing).content_hash() != split.content_hash():
+      raise WorkdirError(f"{existing} differs from the split this config makes now; use a new "
+                         "--workdir.")
+  else:
+    split_files.save_split(workdir, split, labels_gt, class_names)
+  return split
+
+
+def _loop_state(epoch=0, best_val=-1.0, best_epoch=-1, train_seconds=0.0):
+  """Host-side progress, checkpointed with the train state (next epoch to run, best so far)."""
+  return dict(epoch=np.asarray(epoch, np.int64), best_val=np.asarray(best_val, np.float64),
+              best_epoch=np.asarray(best_epoch, np.int64),
+              train_seconds=np.asarray(train_seconds, np.float64))
+
+
+def _keep_metrics_before(path: pathlib.Path, epoch: int) -> None:
+  """On resume, drop metrics.jsonl lines of epochs after the restored checkpoint."""
+  if path.exists():
+    lines = [l for l in path.read_text().splitlines() if l and json.loads(l)["epoch"] < epoch]
+    with fileutil.atomic_path(path) as tmp:
+      tmp.write_text("".join(l + "\n" for l in lines))
+
+
+def _progress(epoch, epochs, loss, val_acc, loop, seconds_per_epoch):
+  eta = seconds_per_epoch * (epochs - epoch - 1)
+  print(f"epoch {epoch + 1:3d}/{epochs} loss {loss:.5f} val_acc {val_acc:.4f} "
+        f"(best {float(loop['best_val']):.4f} @ {int(loop['best_epoch']) + 1}) "
+        f"{seconds_per_epoch:.1f} s/epoch, ETA <= {eta / 60:.1f} min", file=sys.stdout, flush=True)
+
+
+def train_and_evaluate(config, workdir) -> dict:
+  """Trains config's model on its split, evaluates the best checkpoint on the test pixels."""
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  prepare_workdir(config, workdir)
+  scene = io.load_scene(config.scene, config.data.root or None)
+  split = _split(config, workdir, scene.gt, scene.class_names)
+  patch = config.split.patch
+  cube = preprocess.standardize(scene.cube, split.train) if config.data.standardize else scene.cube
+  val_labels = patches.pad_scene(split.val, patch)
+  val_origins = patches.window_origins(split.val_windows, patch)
+  augment = bool(config.train.augment) and bool(np.all(split.train_flips >= 0))
+  mesh = step_lib.make_mesh()
+  data = step_lib.replicate(step_lib.DeviceData(
+      cube=patches.pad_scene(cube, patch), train_labels=patches.pad_scene(split.train, patch),
+      val_labels=val_labels, train_origins=patches.window_origins(split.train_windows, patch),
+      train_flips=split.train_flips, val_origins=val_origins), mesh)
+
+  model = models.build_model(config.model, scene.num_classes)
+  num_examples = step_lib.examples_per_epoch(len(split.train_windows), augment)
+  optimizer = state_lib.make_optimizer(config.train, math.ceil(num_examples / config.train.batch_size))
+  key = jax.random.key(config.seed)
+  example = jnp.zeros((1, patch, patch, cube.shape[-1]), jnp.float32)
+  state = step_lib.replicate(state_lib.init_state(model, optimizer, jax.random.fold_in(key, 0),
+                                                  example), mesh)
+  num_params = state_lib.count_params(state)
+  train_epoch = step_lib.make_train_epoch(model, optimizer, config.train, patch, mesh, augment)
+  predict = step_lib.make_predict(model, patch, mesh, config.train.eval_batch_size)
+  variables = lambda s: {"params": s.params, "batch_stats": s.batch_stats}  # noqa: E731
+
+  checkpoints = checkpoint.Checkpoints(workdir)
+  loop = _loop_state()
+  metrics_path = workdir / "metrics.jsonl"
+  if checkpoints.latest_epoch("latest") is not None:
+    restored = checkpoints.restore("latest", {"state": state, "loop": loop})
+    state, loop = step_lib.replicate(restored["state"], mesh), restored["loop"]
+    print(f"Resuming {workdir} at epoch {int(loop['epoch']) + 1}.", flush=True)
+  _keep_metrics_before(metrics_path, int(loop["epoch"]))
+
+  epochs, patience = config.train.epochs, config.train.patience
+  for epoch in range(int(loop["epoch"]), epochs):
+    if int(loop["best_epoch"]) >= 0 and epoch - int(loop["best_epoch"]) > patience:
+      break
+    start = time.perf_counter()
+    state, epoch_metrics = train_epoch(state, data, jax.random.fold_in(jax.random.fold_in(key, 1),
+                                                                       epoch))
+    loss = float(epoch_metrics["loss"])
+    if not math.isfinite(loss):
+      raise FloatingPointError(
+          f"Training loss became {loss} in epoch {epoch + 1}; stopped. The latest checkpoint holds "
+          f"epoch {int(loop['epoch'])}. Lower train.learning_rate or set "
+          "config.data.standardize=True.")
+    correct, labelled = step_lib.window_accuracy(
+        np.asarray(predict(variables(state), data.cube, data.val_origins)), val_labels,
+        val_origins, patch)
+    val_acc = correct / max(labelled, 1)
+    seconds = time.perf_counter() - start
+    improved = val_acc > float(loop["best_val"])
+    loop = _loop_state(epoch + 1, val_acc if improved else loop["best_val"],
+                       epoch if improved else loop["best_epoch"],
+                       float(loop["train_seconds"]) + seconds)
+    if improved:
+      checkpoints.save("best", epoch, {"state": state})
+    checkpoints.save("latest", epoch, {"state": state, "loop": loop})
+    with open(metrics_path, "a") as file:
+      file.write(json.dumps(dict(epoch=epoch, loss=loss, val_accuracy=val_acc,
+                                 val_pixels=labelled, seconds=round(seconds, 3))) + "\n")
+    _progress(epoch, epochs, loss, val_acc, loop, float(loop["train_seconds"]) / (epoch + 1))
+    if epoch - int(loop["best_epoch"]) >= patience:
+      print(f"Early stopping: no val improvement for {patience} epochs.", flush=True)
+      break
+
+  best = checkpoints.restore("best", {"state": state})["state"]
+  checkpoints.close()
+  results = evaluate(config, workdir, split, scene, predict, variables(best), data.cube)
+  results.update(num_params=num_params, train_seconds=round(float(loop["train_seconds"]), 2),
+                 best_epoch=int(loop["best_epoch"]) + 1, epochs_run=int(loop["epoch"]),
+                 best_val_accuracy=float(loop["best_val"]), device=jax.devices()[0].device_kind,
+                 num_devices=jax.device_count())
+  fileutil.write_json(workdir / "results.json", results)
+  return results
+
+
+def evaluate(config, workdir, split, scene, predict, variables, padded_cube) -> dict:
+  """map.npy / map.png for every pixel; metrics at the split's test pixels, read from the map."""
+  patch = config.split.patch
+  origins, num_grid = predict_lib.scene_tiles(scene.gt.shape, patch)
+  tiles = np.asarray(predict(variables, padded_cube, origins))
+  prediction = predict_lib.assemble(tiles, origins, num_grid, scene.gt.shape)
+  with fileutil.atomic_path(workdir / "map.npy") as tmp:
+    with open(tmp, "wb") as file:
+      np.save(file, prediction)
+  test = split.test > 0
+  confusion = np.asarray(metrics_lib.confusion_matrix(
+      jnp.asarray(split.test[test]), jnp.asarray(prediction[test]), scene.num_classes))
+  results = dict(scene=config.scene, protocol=config.split.protocol, seed=config.seed,
+                 partition=config.partition, split_hash=split.content_hash(),
+                 class_names=list(scene.class_names), **metrics_lib.summarize(confusion))
+  plots.plot_map(workdir / "map.png", prediction, scene.gt,
+                 f"{config.scene} {config.model.name}, {config.split.protocol} partition "
+                 f"{config.partition}: OA {100 * results['oa']:.2f} %")
+  return results
