@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import flax.linen as nn
-import jax.numpy as jnp
 
-from hsi_jax.models.layers import Conv3D, band_batch_norm
+from hsi_jax.models.layers import Conv3D, ParallelConvs, band_batch_norm
 
 
 class MultiScaleResidualBlock(nn.Module):
@@ -31,9 +30,8 @@ class MultiScaleResidualBlock(nn.Module):
         f, tuple(k), s, pad, fast=self.fast, name=name)
     shortcut = conv(self.features, (1, 1, 1), (1, 1, self.band_stride), "VALID", "entry")(x)
     shortcut = band_batch_norm(train, "entry_bn")(shortcut)
-    branches = [conv(self.branch_features, k, name=f"branch_{i}")(shortcut)
-                for i, k in enumerate(self.branch_kernels)]
-    y = branches[0] if len(branches) == 1 else jnp.concatenate(branches, axis=-1)
+    y = ParallelConvs(self.branch_features, self.branch_kernels, self.fast, name="branches")(
+        shortcut)
     y = band_batch_norm(train, "fuse_bn")(conv(self.features, (1, 1, 1), name="fuse")(y))
     y = nn.relu(y + shortcut)
     y = conv(self.features, (1, 1, self.k_valid), pad="VALID", name="valid")(y)

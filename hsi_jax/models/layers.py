@@ -5,6 +5,7 @@ bias), so parameter counts and checkpoints match the Keras model; only the compu
 (DESIGN.md §5):
   (1, 1, 1)  -> a matmul over channels (a band stride is a slice),
   (1, 1, k)  -> a 1-D convolution along the bands with the pixels folded into the batch,
+  (k, k, 1) with stride k, valid -> a matmul over each non-overlapping k x k tile,
   (k, k, 1)  -> a 2-D convolution over space with the bands folded into the batch,
   otherwise  -> the plain 3-D convolution.
 `fast=False` always uses the plain 3-D form (the reference in tests).
@@ -36,6 +37,12 @@ def conv3d_fast(x, kernel, strides, padding):
     return pointwise(x[:, ::sh, ::sw, ::sb], kernel[0, 0, 0])
   if (kh, kw) == (1, 1) and (sh, sw) == (1, 1):
     return _band_conv_matmul(x, kernel[0, 0], sb, padding)
+  if kb == 1 and sb == 1 and (kh, kw) == (sh, sw) and padding == "VALID" \
+      and h % kh == 0 and w % kw == 0:
+    # Non-overlapping spatial tiles (SAM, SCAM's coarse map): one matmul over (kh, kw, Cin).
+    tiles = x.reshape(n, h // kh, kh, w // kw, kw, b, cin).transpose(0, 1, 3, 5, 2, 4, 6)
+    return pointwise(tiles.reshape(n, h // kh, w // kw, b, kh * kw * cin),
+                     kernel.reshape(kh * kw * cin, cout))
   if kb == 1 and sb == 1:
     folded = jnp.moveaxis(x, 3, 1).reshape(n * b, h, w, cin)
     y = jax.lax.conv_general_dilated(folded, kernel[:, :, 0], (sh, sw), padding,
@@ -81,6 +88,33 @@ class Conv3D(nn.Module):
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
     conv = conv3d_fast if self.fast else conv3d_plain
     return conv(x, kernel, tuple(self.strides), self.padding) + bias
+
+
+class ParallelConvs(nn.Module):
+  """Several 'SAME' convolutions of one input, outputs concatenated on channels (the multi-scale
+  branches). Parameters `kernel_i` (k..., Cin, features), `bias_i` as separate Conv3D layers would
+  hold them. Band kernels (1, 1, k) run fused: every kernel zero-padded to the largest k, one
+  im2col matmul producing all branches at once (more multiply-adds, but one wide matmul instead of
+  several narrow ones, which is faster on CPU)."""
+  features: int
+  kernel_sizes: Sequence[Sequence[int]]
+  fast: bool = True
+
+  @nn.compact
+  def __call__(self, x):
+    kernels = [self.param(f"kernel_{i}", he_normal, (*k, x.shape[-1], self.features))
+               for i, k in enumerate(self.kernel_sizes)]
+    biases = [self.param(f"bias_{i}", nn.initializers.zeros, (self.features,))
+              for i in range(len(kernels))]
+    bias = jnp.concatenate(biases)
+    band_only = all(tuple(k[:2]) == (1, 1) and k[2] % 2 for k in self.kernel_sizes)
+    if self.fast and band_only and len(kernels) > 1:
+      widest = max(k[2] for k in self.kernel_sizes)
+      padded = [jnp.pad(w, [(0, 0), (0, 0), ((widest - w.shape[2]) // 2,) * 2, (0, 0), (0, 0)])
+                for w in kernels]
+      return conv3d_fast(x, jnp.concatenate(padded, axis=-1), (1, 1, 1), "SAME") + bias
+    conv = conv3d_fast if self.fast else conv3d_plain
+    return jnp.concatenate([conv(x, w, (1, 1, 1), "SAME") for w in kernels], axis=-1) + bias
 
 
 def band_batch_norm(train: bool, name=None):

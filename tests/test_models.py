@@ -1,0 +1,92 @@
+"""DA-IMRN: shapes and parameter counts of the official models, fast convolution forms."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hsi_jax import config_util, models
+from hsi_jax.models import attention, layers
+
+from conftest import REPO
+
+# scene: (patch, bands, classes, official params + batch stats, PAPERS.md §1.4)
+OFFICIAL = {"pu": (8, 103, 9, 10_584_693), "sv": (8, 204, 16, 10_580_076),
+            "ip": (4, 200, 16, 3_298_960)}
+
+
+def model_for(scene, arg=None, **overrides):
+  config = config_util.load_config(str(REPO / "configs" / f"{scene}.py") + (f":{arg}" if arg else ""))
+  config.model.update(overrides)
+  return models.build_model(config.model, OFFICIAL[scene][2])
+
+
+@pytest.mark.parametrize("scene", sorted(OFFICIAL))
+def test_parameter_counts_and_output_shape(scene):
+  patch, bands, classes, expected = OFFICIAL[scene]
+  model = model_for(scene)
+  x = jnp.zeros((2, patch, patch, bands))
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x))
+  assert sum(v.size for v in jax.tree.leaves(variables)) == expected
+  # BatchNorm statistics are per band (decision 4): every BN vector has a band-count length.
+  bn_sizes = {v.shape[0] for v in jax.tree.leaves(variables["batch_stats"])}
+  assert bn_sizes <= {103, 102, 100, 50, 25, 24, 12, 6, 3}
+  out = jax.eval_shape(lambda v: model.apply(v, x), variables)
+  assert out.shape == (2, patch, patch, classes)
+
+
+def test_ip_multiscale_option_really_adds_the_spatial_branch():
+  patch, bands, _, expected = OFFICIAL["ip"]
+  model = model_for("ip", "ip_spatial=multiscale")
+  x = jnp.zeros((1, patch, patch, bands))
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x))
+  count = sum(v.size for v in jax.tree.leaves(variables))
+  assert count > expected
+  assert variables["params"]["spatial_0"]["branches"]["kernel_1"].shape[:3] == (3, 3, 1)
+
+
+@pytest.mark.parametrize("kernel,strides,padding", [
+    ((1, 1, 1), (1, 1, 2), "VALID"), ((1, 1, 3), (1, 1, 1), "SAME"),
+    ((1, 1, 7), (1, 1, 1), "SAME"), ((1, 1, 4), (1, 1, 1), "VALID"),
+    ((1, 1, 5), (1, 1, 2), "SAME"), ((3, 3, 1), (1, 1, 1), "SAME"),
+    ((7, 7, 1), (1, 1, 1), "SAME"), ((4, 4, 1), (4, 4, 1), "VALID"),
+    ((2, 2, 3), (1, 1, 1), "SAME")])
+def test_fast_forms_equal_plain_3d_convolution(kernel, strides, padding):
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(3, 8, 8, 25, 6)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(*kernel, 6, 5)), jnp.float32)
+  fast = layers.conv3d_fast(x, w, strides, padding)
+  plain = layers.conv3d_plain(x, w, strides, padding)
+  assert fast.shape == plain.shape
+  np.testing.assert_allclose(fast, plain, rtol=1e-4, atol=1e-4)
+  # Gradients agree too (the training path).
+  grad = lambda f: jax.grad(lambda w: jnp.sum(jnp.sin(f(x, w, strides, padding))))(w)  # noqa
+  np.testing.assert_allclose(grad(layers.conv3d_fast), grad(layers.conv3d_plain), rtol=1e-3,
+                             atol=1e-3)
+
+
+@pytest.mark.parametrize("scene", ["ip", "pu"])
+def test_whole_model_fast_equals_plain(scene):
+  patch, bands, _, _ = OFFICIAL[scene]
+  fast, plain = (model_for(scene, width=0.125, attention_hidden=64, fast_conv=f)
+                 for f in (True, False))
+  x = jnp.asarray(np.random.default_rng(1).normal(size=(2, patch, patch, bands)), jnp.float32)
+  variables = fast.init(jax.random.key(0), x)
+  expected = plain.apply(variables, x)
+  np.testing.assert_allclose(fast.apply(variables, x), expected, rtol=1e-4,
+                             atol=1e-5 * float(jnp.abs(expected).max()))
+
+
+def test_attention_modules():
+  x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 8, 8, 10, 3)), jnp.float32)
+  scam = attention.SCAM(hidden=16)
+  variables = scam.init(jax.random.key(0), x)
+  y = scam.apply(variables, x)
+  assert y.shape == x.shape
+  ratio = np.asarray(y / x)  # 1 + A with A in (0, 1): attention only ever amplifies
+  assert np.all((ratio > 1) & (ratio < 2))
+  sam = attention.SAM()
+  variables = sam.init(jax.random.key(0), x)
+  ratio = np.asarray(sam.apply(variables, x) / x)
+  # One weight per band and sample, shared by every pixel and channel of the patch.
+  assert np.allclose(ratio, ratio[:, :1, :1, :, :1])

@@ -1,0 +1,166 @@
+"""Training and evaluation: loss, metrics, tiles, and whole runs on the real Indian Pines scene."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.metrics import cohen_kappa_score
+
+from hsi_jax import config_util
+from hsi_jax.data import patches, split_files
+from hsi_jax.evaluate import metrics, predict
+from hsi_jax.train import losses, loop
+
+from conftest import REPO
+
+RUNLOCAL = str(REPO / "configs" / "ip.py") + ":runlocal"
+
+
+def test_focal_loss_ignores_unlabelled_pixels():
+  logits = jnp.asarray(np.random.default_rng(0).normal(size=(2, 4, 4, 5)), jnp.float32)
+  labels = np.zeros((2, 4, 4), np.int32)
+  labels[0, 1, 2], labels[1, 3, 3] = 2, 5
+  total, count = losses.focal_loss_sum(logits, jnp.asarray(labels))
+  probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+  q = np.array([probs[0, 1, 2, 1], probs[1, 3, 3, 4]]) + 1e-9
+  np.testing.assert_allclose(total, np.sum(0.5 * (1 - q) ** 2 * -np.log(q)), rtol=1e-5)
+  assert int(count) == 2
+  # Changing the logits of unlabelled pixels changes nothing.
+  other = logits.at[0, 0, 0].set(100.0)
+  np.testing.assert_allclose(losses.focal_loss_sum(other, jnp.asarray(labels))[0], total)
+
+
+def test_metrics_hand_case_and_sklearn_kappa():
+  true = np.array([1, 1, 1, 2, 2, 3, 3, 3, 3, 0])
+  pred = np.array([1, 2, 1, 2, 2, 3, 1, 3, 3, 2])  # the last pixel is unlabelled: skipped
+  confusion = np.asarray(metrics.confusion_matrix(jnp.asarray(true), jnp.asarray(pred), 4))
+  assert confusion.tolist() == [[2, 1, 0, 0], [0, 2, 0, 0], [1, 0, 3, 0], [0, 0, 0, 0]]
+  summary = metrics.summarize(confusion)
+  assert summary["oa"] == pytest.approx(7 / 9)
+  assert summary["aa"] == pytest.approx((2 / 3 + 1 + 3 / 4) / 3)  # class 4 has no test pixel
+  assert summary["aa_code"] == pytest.approx((2 / 4 + 2 / 3 + 3 / 5 + 0) / 4)
+  assert summary["kappa"] == pytest.approx(cohen_kappa_score(true[:9], pred[:9]))
+  assert summary["per_class_accuracy"][3] is None and summary["num_test_pixels"] == 9
+
+
+def test_scene_tiles_cover_every_pixel_grid_first():
+  origins, num_grid = predict.scene_tiles((145, 145), 4)
+  assert num_grid == 36 * 36 and len(origins) == 37 * 37
+  tiles = np.stack([np.full((4, 4), i + 1) for i in range(len(origins))])
+  scene = predict.assemble(tiles, origins, num_grid, (145, 145))
+  assert scene.min() > 0  # borders included
+  assert scene[143, 143] <= num_grid and scene[144, 144] > num_grid  # grid tiles win overlaps
+
+
+def test_window_origins_of_clipped_patches():
+  windows = np.array([[0, 0, 3, 2], [5, 6, 9, 10], [141, 142, 145, 145]])
+  assert patches.window_origins(windows, 4).tolist() == [[-1, -2], [5, 6], [141, 142]]
+
+
+@pytest.fixture(scope="module")
+def runlocal_run(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("runlocal")
+  start = time.perf_counter()
+  results = loop.train_and_evaluate(config_util.load_config(RUNLOCAL), workdir)
+  return workdir, results, time.perf_counter() - start
+
+
+def test_runlocal_end_to_end_on_indian_pines(runlocal_run):
+  workdir, results, seconds = runlocal_run
+  assert seconds < 300
+  assert results["oa"] > 0.5  # 16 classes: chance is far below
+  for name in ("config.json", "split.npz", "split.json", "split.png", "metrics.jsonl",
+               "results.json", "map.npy", "map.png"):
+    assert (workdir / name).is_file(), name
+  assert {"latest", "best"} <= set(os.listdir(workdir / "checkpoints"))
+  epochs = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert [e["epoch"] for e in epochs] == list(range(len(epochs)))
+  assert epochs[-1]["loss"] < epochs[0]["loss"]
+  assert results["num_params"] > 0 and results["train_seconds"] > 0
+  # results.json is computed from map.npy at the test pixels of split.npz.
+  prediction = np.load(workdir / "map.npy")
+  split = split_files.load_split(workdir / "split.npz")
+  assert prediction.shape == (145, 145) and prediction.min() >= 1
+  test = split.test > 0
+  assert results["num_test_pixels"] == int(test.sum())
+  assert results["oa"] == pytest.approx(np.mean(prediction[test] == split.test[test]))
+  assert results["split_hash"] == split.content_hash()
+
+
+def test_finished_or_foreign_workdir_is_refused(runlocal_run, tmp_path):
+  workdir, _, _ = runlocal_run
+  with pytest.raises(loop.WorkdirError, match="finished run"):
+    loop.train_and_evaluate(config_util.load_config(RUNLOCAL), workdir)
+  config = config_util.load_config(RUNLOCAL)
+  loop.prepare_workdir(config, tmp_path)
+  config.train.learning_rate = 0.5
+  with pytest.raises(loop.WorkdirError, match="different config.*train"):
+    loop.prepare_workdir(config, tmp_path)
+
+
+def launch_train(workdir, *overrides, env=None):
+  return subprocess.Popen([sys.executable, "launch/train.py", f"--config={RUNLOCAL}",
+                           f"--workdir={workdir}", *overrides], cwd=REPO,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO), **(env or {})))
+
+
+def test_resume_after_sigkill_matches_uninterrupted(runlocal_run, tmp_path):
+  reference_dir, reference, _ = runlocal_run
+  process = launch_train(tmp_path)
+  metrics_path = tmp_path / "metrics.jsonl"
+  deadline = time.time() + 240
+  while time.time() < deadline and process.poll() is None:
+    if metrics_path.exists() and len(metrics_path.read_text().splitlines()) >= 3:
+      break
+    time.sleep(0.2)
+  assert process.poll() is None, "run ended before it could be killed"
+  os.kill(process.pid, signal.SIGKILL)
+  process.wait()
+  assert not (tmp_path / "results.json").exists()
+  resumed = launch_train(tmp_path)
+  output, _ = resumed.communicate(timeout=300)
+  assert resumed.returncode == 0, output
+  assert "Resuming" in output
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert results["confusion_matrix"] == reference["confusion_matrix"]
+  assert results["best_epoch"] == reference["best_epoch"]
+  ours = [json.loads(l) for l in metrics_path.read_text().splitlines()]
+  theirs = [json.loads(l) for l in (reference_dir / "metrics.jsonl").read_text().splitlines()]
+  assert [e["epoch"] for e in ours] == [e["epoch"] for e in theirs]
+  np.testing.assert_allclose([e["loss"] for e in ours], [e["loss"] for e in theirs], rtol=1e-6)
+
+
+def test_one_and_eight_devices_agree(tmp_path):
+  two_epochs = ["--config.train.epochs=2"]
+  runs = {}
+  for devices in (1, 8):
+    workdir = tmp_path / f"d{devices}"
+    process = launch_train(workdir, *two_epochs, env={
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"})
+    output, _ = process.communicate(timeout=400)
+    assert process.returncode == 0, output
+    runs[devices] = (json.loads((workdir / "results.json").read_text()),
+                     [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()])
+  (one, one_epochs), (eight, eight_epochs) = runs[1], runs[8]
+  assert one["num_devices"] == 1 and eight["num_devices"] == 8
+  np.testing.assert_allclose([e["loss"] for e in eight_epochs], [e["loss"] for e in one_epochs],
+                             rtol=2e-3)
+  np.testing.assert_allclose([e["val_accuracy"] for e in eight_epochs],
+                             [e["val_accuracy"] for e in one_epochs], atol=0.02)
+  assert eight["oa"] == pytest.approx(one["oa"], abs=0.02)
+
+
+def test_nan_loss_stops_with_a_clear_message(tmp_path):
+  config = config_util.load_config(RUNLOCAL)
+  config.train.epochs = 1
+  config.train.learning_rate = 1e30
+  with pytest.raises(FloatingPointError, match="Training loss became nan in epoch 1"):
+    loop.train_and_evaluate(config, tmp_path)
+  assert not (tmp_path / "results.json").exists()
