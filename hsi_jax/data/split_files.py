@@ -15,12 +15,13 @@ from hsi_jax.data import io, splits
 from hsi_jax.evaluate import plots
 
 
-def split_from_config(config, seed: Optional[int] = None):
+def split_from_config(config, seed: Optional[int] = None, labels: Optional[io.SceneData] = None):
   """(split, labels, seconds): the config's scene ground truth split with seed (default partition).
 
-  Needs only the ground truth, so PU / SV splits work without their cubes.
+  Needs only the ground truth (read from disk unless `labels` is given), so PU / SV splits work
+  without their cubes.
   """
-  labels = io.load_ground_truth(config.scene, config.data.root or None)
+  labels = labels or io.load_ground_truth(config.scene, config.data.root or None)
   protocol, params = splits.params_from_config(config.split)
   seed = config.partition if seed is None else seed
   start = time.perf_counter()

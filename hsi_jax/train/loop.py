@@ -51,15 +51,16 @@ def prepare_workdir(config, workdir: pathlib.Path) -> None:
     fileutil.write_json(saved_path, resolved)
 
 
-def _split(config, workdir: pathlib.Path, labels_gt, class_names):
-  split, _, _ = split_files.split_from_config(config)
+def _split(config, workdir: pathlib.Path, scene: io.SceneData):
+  """The config's split; saved into the workdir, or checked against the one saved there."""
+  split, _, _ = split_files.split_from_config(config, labels=scene)
   existing = workdir / "split.npz"
   if existing.exists():
     if split_files.load_split(existing).content_hash() != split.content_hash():
       raise WorkdirError(f"{existing} differs from the split this config makes now; use a new "
                          "--workdir.")
   else:
-    split_files.save_split(workdir, split, labels_gt, class_names)
+    split_files.save_split(workdir, split, scene.gt, scene.class_names)
   return split
 
 
@@ -91,7 +92,7 @@ def train_and_evaluate(config, workdir) -> dict:
   workdir.mkdir(parents=True, exist_ok=True)
   prepare_workdir(config, workdir)
   scene = io.load_scene(config.scene, config.data.root or None)
-  split = _split(config, workdir, scene.gt, scene.class_names)
+  split = _split(config, workdir, scene)
   patch = config.split.patch
   cube = preprocess.standardize(scene.cube, split.train) if config.data.standardize else scene.cube
   val_labels = patches.pad_scene(split.val, patch)
