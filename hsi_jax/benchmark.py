@@ -16,8 +16,8 @@ import numpy as np
 
 from hsi_jax import models
 from hsi_jax.data import scenes
-from hsi_jax.train import losses
 from hsi_jax.train import state as state_lib
+from hsi_jax.train import step as step_lib
 
 
 def _timed(fn, args, steps: int, warmup: int) -> tuple[float, float]:
@@ -44,20 +44,13 @@ def benchmark(config, steps: int = 10, warmup: int = 2, infer_batch: int = 64) -
   y = jnp.asarray(rng.integers(0, scene.num_classes + 1, (batch, patch, patch)), jnp.int32)
   state = state_lib.init_state(model, optimizer, jax.random.key(0), x[:1])
 
-  def train_step(state, x, y):
-    def loss_fn(params):
-      logits, updates = model.apply({"params": params, "batch_stats": state.batch_stats}, x,
-                                    train=True, mutable=["batch_stats"])
-      return losses.focal_loss_sum(logits, y)[0] / y.size, updates["batch_stats"]
-    grads, batch_stats = jax.grad(loss_fn, has_aux=True)(state.params)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = jax.tree.map(lambda p, u: p + u, state.params, updates)
-    return state_lib.TrainState(state.step + 1, params, batch_stats, opt_state)
+  train_step = step_lib.make_train_step(model, optimizer, config.train)
+  weight = jnp.ones((batch,), jnp.float32)
 
   def infer(variables, x):
     return jnp.argmax(model.apply(variables, x, train=False), -1)
 
-  train_seconds, train_flops = _timed(train_step, (state, x, y), steps, warmup)
+  train_seconds, train_flops = _timed(train_step, (state, x, y, weight), steps, warmup)
   x_infer = jnp.asarray(rng.uniform(0, 1, (infer_batch, patch, patch, scene.num_bands)),
                         jnp.float32)
   variables = {"params": state.params, "batch_stats": state.batch_stats}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import pathlib
-import sys
 import time
 
 import jax
@@ -83,7 +82,7 @@ def _progress(epoch, epochs, loss, val_acc, loop, seconds_per_epoch):
   eta = seconds_per_epoch * (epochs - epoch - 1)
   print(f"epoch {epoch + 1:3d}/{epochs} loss {loss:.5f} val_acc {val_acc:.4f} "
         f"(best {float(loop['best_val']):.4f} @ {int(loop['best_epoch']) + 1}) "
-        f"{seconds_per_epoch:.1f} s/epoch, ETA <= {eta / 60:.1f} min", file=sys.stdout, flush=True)
+        f"{seconds_per_epoch:.1f} s/epoch, ETA <= {eta / 60:.1f} min", flush=True)
 
 
 def train_and_evaluate(config, workdir) -> dict:

@@ -15,6 +15,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 from hsi_jax.data import patches
@@ -52,12 +53,9 @@ def examples_per_epoch(num_windows: int, augment: bool) -> int:
   return 2 * num_windows if augment else num_windows
 
 
-def make_train_epoch(model, optimizer, train_config, patch: int, mesh: Mesh, augment: bool):
-  batch_size = train_config.batch_size
-  if batch_size % mesh.size:
-    raise ValueError(f"train.batch_size ({batch_size}) must be a multiple of the number of "
-                     f"devices ({mesh.size}).")
-  batch_sharding = NamedSharding(mesh, P("data"))
+def make_train_step(model, optimizer, train_config):
+  """step(state, x (N, p, p, B), y (N, p, p), weight (N,)) -> (state, (loss sum, labelled pixels,
+  weighted pixels)): one optimiser step on one batch; examples with weight 0 add no loss."""
   labelled_only = train_config.loss_reduction == "labelled"
 
   def loss_fn(params, batch_stats, x, y, weight):
@@ -69,7 +67,26 @@ def make_train_epoch(model, optimizer, train_config, patch: int, mesh: Mesh, aug
         train_config.focal_alpha)
     # Faithful: mean over all pixels of the real examples (unlabelled ones add 0; decision 8).
     denominator = labelled if labelled_only else jnp.sum(pixel_weight)
-    return loss_sum / jnp.maximum(denominator, 1), (updates["batch_stats"], loss_sum, labelled)
+    return loss_sum / jnp.maximum(denominator, 1), (updates["batch_stats"], loss_sum, labelled,
+                                                     jnp.sum(pixel_weight))
+
+  def train_step(state: TrainState, x, y, weight):
+    grads, (batch_stats, *sums) = jax.grad(loss_fn, has_aux=True)(
+        state.params, state.batch_stats, x, y, weight)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    return TrainState(state.step + 1, params, batch_stats, opt_state), tuple(sums)
+
+  return train_step
+
+
+def make_train_epoch(model, optimizer, train_config, patch: int, mesh: Mesh, augment: bool):
+  batch_size = train_config.batch_size
+  if batch_size % mesh.size:
+    raise ValueError(f"train.batch_size ({batch_size}) must be a multiple of the number of "
+                     f"devices ({mesh.size}).")
+  batch_sharding = NamedSharding(mesh, P("data"))
+  train_step = make_train_step(model, optimizer, train_config)
 
   def train_epoch(state: TrainState, data: DeviceData, rng):
     num_windows = data.train_origins.shape[0]
@@ -89,14 +106,10 @@ def make_train_epoch(model, optimizer, train_config, patch: int, mesh: Mesh, aug
       x = patches.flip(patches.gather(data.cube, origins, patch), flip_code)
       y = patches.flip(patches.gather(data.train_labels, origins, patch), flip_code)
       x, y, weight = jax.lax.with_sharding_constraint((x, y, weight), batch_sharding)
-      grads, (batch_stats, loss_sum, labelled) = jax.grad(loss_fn, has_aux=True)(
-          state.params, state.batch_stats, x, y, weight)
-      updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-      params = jax.tree.map(lambda p, u: p + u, state.params, updates)
-      new_state = TrainState(state.step + 1, params, batch_stats, opt_state)
-      return new_state, (loss_sum, labelled, jnp.sum(weight) * patch * patch)
+      return train_step(state, x, y, weight)
 
     state, (loss_sums, labelled, pixels) = jax.lax.scan(step, state, (order, weights))
+    labelled_only = train_config.loss_reduction == "labelled"
     denominator = jnp.sum(labelled) if labelled_only else jnp.sum(pixels)
     return state, {"loss": jnp.sum(loss_sums) / jnp.maximum(denominator, 1)}
 
