@@ -19,7 +19,7 @@ patch, windows = config.split.patch, 40  # 80 examples with flips: 5 steps of 16
 mesh = step_lib.make_mesh()
 data = step_lib.replicate(step_lib.DeviceData(
     cube=patches.pad_scene(scene.cube / 1000.0, patch),
-    train_labels=patches.pad_scene(split.train, patch), val_labels=patches.pad_scene(split.val, patch),
+    train_labels=patches.pad_scene(split.train, patch),
     train_origins=patches.window_origins(split.train_windows[:windows], patch),
     train_flips=split.train_flips[:windows],
     val_origins=patches.window_origins(split.val_windows, patch)), mesh)

@@ -100,7 +100,7 @@ def train_and_evaluate(config, workdir) -> dict:
   mesh = step_lib.make_mesh()
   data = step_lib.replicate(step_lib.DeviceData(
       cube=patches.pad_scene(cube, patch), train_labels=patches.pad_scene(split.train, patch),
-      val_labels=val_labels, train_origins=patches.window_origins(split.train_windows, patch),
+      train_origins=patches.window_origins(split.train_windows, patch),
       train_flips=split.train_flips, val_origins=val_origins), mesh)
 
   model = models.build_model(config.model, scene.num_classes)

@@ -27,12 +27,12 @@ from hsi_jax.train.state import TrainState
 class DeviceData:
   """Everything a run reads, on the device. Maps padded by `patch` on each side (patches.pad_scene).
 
-  cube (H+2p, W+2p, B) float32; train_labels / val_labels (H+2p, W+2p) int32; train_origins (N, 2),
-  train_flips (N,) int8 (-1 = no augmented copy); val_origins (M, 2) int32.
+  cube (H+2p, W+2p, B) float32; train_labels (H+2p, W+2p) int32; train_origins (N, 2), train_flips
+  (N,) int8 (-1 = no augmented copy); val_origins (M, 2) int32 (scored on the host:
+  window_accuracy).
   """
   cube: jax.Array
   train_labels: jax.Array
-  val_labels: jax.Array
   train_origins: jax.Array
   train_flips: jax.Array
   val_origins: jax.Array
