@@ -181,3 +181,16 @@ def test_unknown_config_option_lists_valid_ones():
     config_for("ip", "protocl=pixels")
   with pytest.raises(config_util.ConfigError, match="valid: blocks, pixels"):
     config_for("ip", "protocol=random")
+
+
+def test_audit_of_masks_brought_from_another_paper(tmp_path, ground_truths):
+  import scipy.io
+  gt = ground_truths["pu"].gt
+  split = splits.make_split(gt, 9, 2, "pixels", splits.PixelsParams(27, per_class=50))
+  scipy.io.savemat(tmp_path / "masks.mat", {"train": split.train, "test": split.test})
+  report, num_classes = audit.audit_file(tmp_path / "masks.mat", patch=27)
+  assert num_classes == 9 and set(report) == {"test"}
+  expected = audit.audit(split.train_windows, {"test": split.test}, 9)["test"]
+  assert report["test"] == expected and expected["inside_total"] > 0
+  with pytest.raises(ValueError, match="give the network's input patch size"):
+    audit.audit_file(tmp_path / "masks.mat")

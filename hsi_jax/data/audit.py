@@ -7,7 +7,10 @@ pixels (`windows_around_mask`).
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
+import scipy.io
 
 from hsi_jax.data import splits
 
@@ -66,8 +69,6 @@ def audit_file(path, patch: int | None = None) -> tuple[dict, int]:
   """Audits a split file: our split.npz, or any .npz / .mat holding `train` and `test` (and
   optionally `val`) class maps; without `train_windows` the inputs are `patch`-sided neighbourhoods
   of the train pixels. Returns (report, num_classes)."""
-  import pathlib
-  import scipy.io
   path = pathlib.Path(path)
   if not path.is_file():
     raise FileNotFoundError(f"No split file at {path}.")
