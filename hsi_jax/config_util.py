@@ -103,6 +103,7 @@ def da_imrn_sections(config, *, band_strides, valid_kernels, runlocal: bool) -> 
       patience=15, focal_gamma=2.0, focal_alpha=0.5,
       loss_reduction="all_pixels",  # faithful; "labelled": mean over labelled pixels only
       augment=True,                 # the partition's flipped copy of every kept window
+      val_metric="labelled",        # decision 5; "keras_all_pixels" = the code's contaminated metric
       eval_batch_size=256,
   ))
   if runlocal:

@@ -181,3 +181,15 @@ def test_standardisation_uses_training_pixels_only():
   changed = cube.copy()
   changed[5:, 5:] += 100.0  # non-training pixels do not move the statistics
   np.testing.assert_allclose(preprocess.standardize(changed, train)[:4, :4], out[:4, :4])
+
+
+def test_validation_metrics_labelled_and_keras():
+  from hsi_jax.train import step
+  labels = np.zeros((2, 2), np.int32)
+  labels[0, 0], labels[1, 1] = 2, 3
+  padded = patches.pad_scene(labels, 2)
+  origins = np.array([[0, 0]])
+  predictions = np.array([[[2, 1], [1, 1]]])  # right on class 2, wrong on class 3, two unlabelled
+  assert step.window_accuracy(predictions, padded, origins, 2) == (1, 2)
+  # The official metric: all 4 pixels count; unlabelled ones predicted as class 1 are "correct".
+  assert step.window_accuracy(predictions, padded, origins, 2, "keras_all_pixels") == (3, 4)

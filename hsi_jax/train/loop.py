@@ -139,7 +139,7 @@ def train_and_evaluate(config, workdir) -> dict:
           "config.data.standardize=True.")
     correct, labelled = step_lib.window_accuracy(
         np.asarray(predict(variables(state), data.cube, data.val_origins)), val_labels,
-        val_origins, patch)
+        val_origins, patch, config.train.val_metric)
     val_acc = correct / max(labelled, 1)
     seconds = time.perf_counter() - start
     improved = val_acc > float(loop["best_val"])

@@ -137,10 +137,18 @@ def make_predict(model, patch: int, mesh: Mesh, chunk: int):
 
 
 def window_accuracy(predictions: np.ndarray, labels_padded: np.ndarray, origins: np.ndarray,
-                    patch: int) -> tuple[int, int]:
-  """(correct, labelled) over the labelled pixels of the windows (decision 5: no unlabelled)."""
+                    patch: int, metric: str = "labelled") -> tuple[int, int]:
+  """(correct, counted) pixels of the windows. `labelled` (decision 5): labelled pixels only.
+  `keras_all_pixels` (the official code's val_categorical_accuracy): every pixel counts, an
+  unlabelled one being "correct" when the prediction is the first class (argmax of an all-zero
+  one-hot row is 0)."""
   rows = origins[:, 0, None, None] + patch + np.arange(patch)[None, :, None]
   cols = origins[:, 1, None, None] + patch + np.arange(patch)[None, None, :]
   labels = labels_padded[rows, cols]
   labelled = labels > 0
-  return int(np.sum((predictions == labels) & labelled)), int(np.sum(labelled))
+  if metric == "labelled":
+    return int(np.sum((predictions == labels) & labelled)), int(np.sum(labelled))
+  if metric == "keras_all_pixels":
+    correct = np.where(labelled, predictions == labels, predictions == 1)
+    return int(np.sum(correct)), int(labels.size)
+  raise ValueError(f"train.val_metric must be 'labelled' or 'keras_all_pixels', got {metric!r}.")
