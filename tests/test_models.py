@@ -90,3 +90,18 @@ def test_attention_modules():
   ratio = np.asarray(sam.apply(variables, x) / x)
   # One weight per band and sample, shared by every pixel and channel of the patch.
   assert np.allclose(ratio, ratio[:, :1, :1, :, :1])
+
+
+@pytest.mark.parametrize("switch", ["use_scam", "use_sam", "interact"])
+def test_ablation_switches_remove_their_modules(switch):
+  patch, bands, classes, full = OFFICIAL["ip"]
+  x = jnp.zeros((1, patch, patch, bands))
+  model = model_for("ip", **{switch: False})
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x))
+  names = set(variables["params"])
+  if switch in ("use_scam", "interact"):
+    assert not any(n.startswith("scam_") for n in names)
+  if switch in ("use_sam", "interact"):
+    assert not any(n.startswith("sam_") for n in names)
+  assert sum(v.size for v in jax.tree.leaves(variables)) < full
+  assert jax.eval_shape(lambda v: model.apply(v, x), variables).shape == (1, patch, patch, classes)
