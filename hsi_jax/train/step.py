@@ -53,11 +53,18 @@ def examples_per_epoch(num_windows: int, augment: bool) -> int:
   return 2 * num_windows if augment else num_windows
 
 
+def loss_denominator(train_config, labelled, pixels):
+  """Focal-loss mean: over all pixels of the real examples (faithful, decision 8: unlabelled ones
+  add 0) or, with train.loss_reduction = "labelled", over the labelled pixels only."""
+  if train_config.loss_reduction not in ("all_pixels", "labelled"):
+    raise ValueError("train.loss_reduction must be 'all_pixels' or 'labelled', got "
+                     f"{train_config.loss_reduction!r}.")
+  return jnp.maximum(labelled if train_config.loss_reduction == "labelled" else pixels, 1)
+
+
 def make_train_step(model, optimizer, train_config):
   """step(state, x (N, p, p, B), y (N, p, p), weight (N,)) -> (state, (loss sum, labelled pixels,
   weighted pixels)): one optimiser step on one batch; examples with weight 0 add no loss."""
-  labelled_only = train_config.loss_reduction == "labelled"
-
   def loss_fn(params, batch_stats, x, y, weight):
     logits, updates = model.apply({"params": params, "batch_stats": batch_stats}, x, train=True,
                                   mutable=["batch_stats"])
@@ -65,9 +72,8 @@ def make_train_step(model, optimizer, train_config):
     loss_sum, labelled = losses.focal_loss_sum(
         logits, jnp.where(pixel_weight > 0, y, 0), train_config.focal_gamma,
         train_config.focal_alpha)
-    # Faithful: mean over all pixels of the real examples (unlabelled ones add 0; decision 8).
-    denominator = labelled if labelled_only else jnp.sum(pixel_weight)
-    return loss_sum / jnp.maximum(denominator, 1), (updates["batch_stats"], loss_sum, labelled,
+    denominator = loss_denominator(train_config, labelled, jnp.sum(pixel_weight))
+    return loss_sum / denominator, (updates["batch_stats"], loss_sum, labelled,
                                                      jnp.sum(pixel_weight))
 
   def train_step(state: TrainState, x, y, weight):
@@ -109,9 +115,8 @@ def make_train_epoch(model, optimizer, train_config, patch: int, mesh: Mesh, aug
       return train_step(state, x, y, weight)
 
     state, (loss_sums, labelled, pixels) = jax.lax.scan(step, state, (order, weights))
-    labelled_only = train_config.loss_reduction == "labelled"
-    denominator = jnp.sum(labelled) if labelled_only else jnp.sum(pixels)
-    return state, {"loss": jnp.sum(loss_sums) / jnp.maximum(denominator, 1)}
+    denominator = loss_denominator(train_config, jnp.sum(labelled), jnp.sum(pixels))
+    return state, {"loss": jnp.sum(loss_sums) / denominator}
 
   return jax.jit(train_epoch, donate_argnums=0)
 
