@@ -23,12 +23,14 @@ from hsi_jax import config_util
 
 
 def get_config(arg=None):
-  options = config_util.parse_arg(arg, protocol="blocks", runlocal=False, ip_spatial="code")
+  options = config_util.parse_arg(arg, model="da_imrn", protocol="blocks", runlocal=False,
+                                  ip_spatial="code")
   config = config_util.base_config("ip")
   config.split = config_util.split_config(
       options.protocol, block=6, patch=4, pixel_ratio=0.135, val_ratio=0.054, k_keep=9,
       accept=(1100, 1200))
-  config_util.da_imrn_sections(config, band_strides=(2, 2, 2, 2, 2, 2), valid_kernels=(1, 1, 2, 1, 1, 1),
-                                runlocal=options.runlocal)
-  config.model.ip_spatial = options.ip_spatial  # decision 2: "code" (faithful) or "multiscale"
+  config_util.model_sections(config, model=options.model, runlocal=options.runlocal,
+                             band_strides=(2, 2, 2, 2, 2, 2), valid_kernels=(1, 1, 2, 1, 1, 1))
+  if options.model == "da_imrn":
+    config.model.ip_spatial = options.ip_spatial  # decision 2: "code" (faithful) or "multiscale"
   return config

@@ -99,7 +99,7 @@ def da_imrn_sections(config, *, band_strides, valid_kernels, runlocal: bool) -> 
   ))
   config.data.standardize = False  # faithful: raw digital numbers (decision 3)
   config.train = ml_collections.ConfigDict(dict(
-      batch_size=16, epochs=100, learning_rate=1e-3, lr_decay=0.1, lr_decay_every=20,
+      optimizer="nadam", batch_size=16, epochs=100, learning_rate=1e-3, lr_decay=0.1, lr_decay_every=20,
       patience=15, focal_gamma=2.0, focal_alpha=0.5,
       loss_reduction="all_pixels",  # faithful; "labelled": mean over labelled pixels only
       augment=True,                 # the partition's flipped copy of every kept window
@@ -112,3 +112,45 @@ def da_imrn_sections(config, *, band_strides, valid_kernels, runlocal: bool) -> 
     config.train.epochs = 10
     config.train.patience = 10
     config.train.lr_decay_every = 7
+
+
+def ssan_sections(config, *, model: str, runlocal: bool) -> None:
+  """Adds `model`, `train` and the input settings of SSAN and its comparison rows (ssan, arnn, acnn,
+  rnn, cnn, knn, svm) with the SSAN code's settings (PAPERS.md §2.2-2.4, decisions 13-15).
+  Initialisers are the standard ones, not the code's std-1 normal (decision 14). `runlocal`
+  shrinks the widths and the iteration budget to run in about a minute on a 2-core CPU."""
+  config.model = ml_collections.ConfigDict(dict(
+      name=model, gru_units=512, attention_size=32, conv_features=(32, 64), fc_units=1024,
+      fusion_units=(256, 1024), dropout_rate=0.4,  # the code's keep-prob 0.6 on the spatial FC
+      fast_conv=True,                              # 5x5 convolutions as im2col matmuls
+      neighbours=(1, 3, 5, 7, 9),                  # knn: chosen on the validation pixels
+      svm_c=(1.0, 10.0, 100.0, 1000.0), svm_gamma=("scale",),  # svm: grid, chosen on val
+  ))
+  config.data.neighbourhood = 27    # PCA patch side (zero padding at the border)
+  config.data.pca_components = 4
+  config.data.fit_stats = "train"   # min-max / PCA on training pixels; "scene" = the code (leaks)
+  config.train = ml_collections.ConfigDict(dict(
+      optimizer="adam", learning_rate=5e-3, batch_size=128,
+      steps=10_000, eval_every=1_000,  # best-on-validation every 1,000 iterations
+      patience=10,                     # in evaluation rounds: 10 = never stops early, as the code
+      eval_batch_size=1024,
+  ))
+  if runlocal:
+    config.model.update(gru_units=32, attention_size=16, conv_features=(8, 16), fc_units=128,
+                        fusion_units=(32, 128))
+    config.train.update(steps=600, eval_every=100, patience=6)
+
+
+def model_sections(config, *, model: str, runlocal: bool, **da_imrn_settings) -> None:
+  """The sections of the `model=` option: DA-IMRN (da_imrn_sections) or a pixel classifier
+  (ssan_sections). Under the `pixels` protocol a pixel classifier's split windows are its
+  neighbourhood patches, so the leakage audit measures what its inputs really read."""
+  from hsi_jax import models  # noqa: PLC0415  (keeps config parsing free of model imports)
+  if model not in models.NAMES:
+    raise ConfigError(f"Unknown model {model!r}; valid: {', '.join(models.NAMES)}.")
+  if model == "da_imrn":
+    da_imrn_sections(config, runlocal=runlocal, **da_imrn_settings)
+    return
+  ssan_sections(config, model=model, runlocal=runlocal)
+  if config.split.protocol == "pixels":
+    config.split.patch = config.data.neighbourhood

@@ -31,7 +31,7 @@ out = {"devices": jax.device_count()}
 for name, optimizer in (("nadam", state_lib.make_optimizer(config.train, 5)),
                         ("sgd", optax.sgd(0.01))):
   state = step_lib.replicate(state_lib.init_state(
-      model, optimizer, jax.random.key(0), np.zeros((1, patch, patch, 200), np.float32)), mesh)
+      model, optimizer, jax.random.key(0), (np.zeros((1, patch, patch, 200), np.float32),)), mesh)
   epoch = step_lib.make_train_epoch(model, optimizer, config.train, patch, mesh, augment=True)
   state, metrics = epoch(state, data, jax.random.key(1))
   variables = {"params": state.params, "batch_stats": state.batch_stats}

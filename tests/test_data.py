@@ -199,5 +199,6 @@ def test_make_splits_and_audit_cli(tmp_path):
 def test_make_splits_cli_rejects_unknown_option(tmp_path):
   result = run_launch("launch/make_splits.py", "--config=configs/ip.py:protocl=pixels",
                       f"--out={tmp_path}")
-  assert result.returncode != 0 and "valid options: protocol" in result.stderr
+  assert result.returncode != 0 and "valid options: model" in result.stderr
+  assert "protocol (default 'blocks')" in result.stderr
   assert not os.listdir(tmp_path)

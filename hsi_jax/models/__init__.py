@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from hsi_jax.models import da_imrn
+from hsi_jax.models import da_imrn, ssan
+
+# Networks trained by the loop, and the scikit-learn baselines (hsi_jax/models/baselines.py).
+NEURAL = ("da_imrn",) + tuple(ssan.VARIANTS)
+NAMES = NEURAL + ("knn", "svm")
 
 IP_SPATIAL = {"code": da_imrn.IP_CODE_SPATIAL_KERNELS,
               "multiscale": da_imrn.IP_MULTISCALE_SPATIAL_KERNELS}
@@ -25,4 +29,12 @@ def build_model(model_config, num_classes: int):
         attention_hidden=max(1, round(model_config.attention_hidden * width)),
         use_scam=model_config.use_scam, use_sam=model_config.use_sam,
         interact=model_config.interact, fast=model_config.fast_conv)
-  raise ValueError(f"Unknown model {name!r}; available: da_imrn.")
+  if name in ssan.VARIANTS:
+    spectral, spatial, attention = ssan.VARIANTS[name]
+    return ssan.SSAN(
+        num_classes=num_classes, spectral=spectral, spatial=spatial, attention=attention,
+        gru_units=model_config.gru_units, attention_size=model_config.attention_size,
+        conv_features=tuple(model_config.conv_features), fc_units=model_config.fc_units,
+        fusion_units=tuple(model_config.fusion_units), dropout_rate=model_config.dropout_rate,
+        fast_conv=model_config.fast_conv)
+  raise ValueError(f"Unknown model {name!r}; available: {', '.join(NAMES)}.")

@@ -74,6 +74,35 @@ def _band_conv_matmul(x, kernel, stride: int, padding: str):
   return pointwise(jnp.concatenate(shifted, axis=-1), kernel.reshape(k * cin, cout))
 
 
+def conv2d_same_matmul(x, kernel):
+  """'SAME', stride-1 2-D convolution as one matmul over the k x k shifted copies (im2col).
+  x (N, H, W, Cin), kernel (kh, kw, Cin, Cout) with odd sides. XLA's CPU convolutions run several
+  times slower inside a loop body (a training epoch under lax.scan) than this dot does."""
+  kh, kw, cin, cout = kernel.shape
+  h, w = x.shape[1:3]
+  x = jnp.pad(x, [(0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)])
+  shifted = [x[:, i:i + h, j:j + w] for i in range(kh) for j in range(kw)]
+  return pointwise(jnp.concatenate(shifted, axis=-1), kernel.reshape(kh * kw * cin, cout))
+
+
+class Conv2DSame(nn.Module):
+  """'SAME' stride-1 2-D convolution with nn.Conv's parameters (kernel (kh, kw, Cin, Cout), bias);
+  computed as conv2d_same_matmul, or by lax.conv_general_dilated with `fast=False`."""
+  features: int
+  kernel_size: tuple[int, int]
+  fast: bool = True
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                        (*self.kernel_size, x.shape[-1], self.features))
+    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    if self.fast:
+      return conv2d_same_matmul(x, kernel) + bias
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias
+
+
 class Conv3D(nn.Module):
   """Keras-style Conv3D (he_normal kernel, zero bias) on (N, H, W, B, C)."""
   features: int

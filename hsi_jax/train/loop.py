@@ -17,12 +17,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hsi_jax import checkpoint, fileutil, models
-from hsi_jax.data import io, patches, preprocess, split_files
+from hsi_jax import checkpoint, fileutil
+from hsi_jax.data import io, split_files
 from hsi_jax.evaluate import metrics as metrics_lib
-from hsi_jax.evaluate import plots, predict as predict_lib
+from hsi_jax.evaluate import plots
+from hsi_jax.models import baselines
 from hsi_jax.train import state as state_lib
 from hsi_jax.train import step as step_lib
+from hsi_jax.train import tasks
 
 
 class WorkdirError(RuntimeError):
@@ -38,16 +40,22 @@ def prepare_workdir(config, workdir: pathlib.Path) -> None:
   if (workdir / "results.json").exists():
     raise WorkdirError(f"{workdir} holds a finished run (results.json exists); it is not "
                        "overwritten. Use a new --workdir, or delete that one to run again.")
-  resolved = _config_dict(config)
-  saved_path = workdir / "config.json"
-  if saved_path.exists():
-    saved = json.loads(saved_path.read_text())
-    if saved != resolved:
-      changed = sorted(k for k in set(saved) | set(resolved) if saved.get(k) != resolved.get(k))
-      raise WorkdirError(f"{workdir} holds a run of a different config (sections differing: "
-                         f"{', '.join(changed)}). Use a new --workdir to run this config.")
-  else:
-    fileutil.write_json(saved_path, resolved)
+  if not check_same_config(config, workdir):
+    fileutil.write_json(workdir / "config.json", _config_dict(config))
+
+
+def check_same_config(config, workdir: pathlib.Path) -> bool:
+  """True when workdir/config.json exists and equals `config`; False when there is none.
+  A different saved config is a WorkdirError naming the sections that differ."""
+  saved_path = pathlib.Path(workdir) / "config.json"
+  if not saved_path.exists():
+    return False
+  resolved, saved = _config_dict(config), json.loads(saved_path.read_text())
+  if saved != resolved:
+    changed = sorted(k for k in set(saved) | set(resolved) if saved.get(k) != resolved.get(k))
+    raise WorkdirError(f"{workdir} holds a run of a different config (sections differing: "
+                       f"{', '.join(changed)}). Use a new --workdir to run this config.")
+  return True
 
 
 def _split(config, workdir: pathlib.Path, scene: io.SceneData):
@@ -86,35 +94,25 @@ def _progress(epoch, epochs, loss, val_acc, loop, seconds_per_epoch):
 
 
 def train_and_evaluate(config, workdir) -> dict:
-  """Trains config's model on its split, evaluates the best checkpoint on the test pixels."""
+  """Trains config's model on its split, evaluates the best checkpoint on the test pixels.
+  KNN / SVM (models/baselines.py) are fitted instead and write the same files."""
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   prepare_workdir(config, workdir)
   scene = io.load_scene(config.scene, config.data.root or None)
   split = _split(config, workdir, scene)
-  patch = config.split.patch
-  cube = preprocess.standardize(scene.cube, split.train) if config.data.standardize else scene.cube
-  val_labels = patches.pad_scene(split.val, patch)
-  val_origins = patches.window_origins(split.val_windows, patch)
-  augment = bool(config.train.augment) and bool(np.all(split.train_flips >= 0))
+  if config.model.name in baselines.NAMES:
+    start = time.perf_counter()
+    prediction, fit_info = baselines.fit_predict(config, scene, split)
+    results = evaluate(config, workdir, split, scene, prediction)
+    results.update(fit_info, train_seconds=round(time.perf_counter() - start, 2))
+    fileutil.write_json(workdir / "results.json", results)
+    return results
+
   mesh = step_lib.make_mesh()
-  data = step_lib.replicate(step_lib.DeviceData(
-      cube=patches.pad_scene(cube, patch), train_labels=patches.pad_scene(split.train, patch),
-      train_origins=patches.window_origins(split.train_windows, patch),
-      train_flips=split.train_flips, val_origins=val_origins), mesh)
-
-  model = models.build_model(config.model, scene.num_classes)
-  num_examples = step_lib.examples_per_epoch(len(split.train_windows), augment)
-  optimizer = state_lib.make_optimizer(config.train, math.ceil(num_examples / config.train.batch_size))
-  key = jax.random.key(config.seed)
-  example = jnp.zeros((1, patch, patch, cube.shape[-1]), jnp.float32)
-  state = step_lib.replicate(state_lib.init_state(model, optimizer, jax.random.fold_in(key, 0),
-                                                  example), mesh)
+  task = tasks.make_task(config, scene, split, mesh)
+  state = task.init_state()
   num_params = state_lib.count_params(state)
-  train_epoch = step_lib.make_train_epoch(model, optimizer, config.train, patch, mesh, augment)
-  predict = step_lib.make_predict(model, patch, mesh, config.train.eval_batch_size)
-  variables = lambda s: {"params": s.params, "batch_stats": s.batch_stats}  # noqa: E731
-
   checkpoints = checkpoint.Checkpoints(workdir)
   loop = _loop_state()
   metrics_path = workdir / "metrics.jsonl"
@@ -124,23 +122,20 @@ def train_and_evaluate(config, workdir) -> dict:
     print(f"Resuming {workdir} at epoch {int(loop['epoch']) + 1}.", flush=True)
   _keep_metrics_before(metrics_path, int(loop["epoch"]))
 
-  epochs, patience = config.train.epochs, config.train.patience
+  epochs, patience = task.num_rounds, config.train.patience
   for epoch in range(int(loop["epoch"]), epochs):
     if int(loop["best_epoch"]) >= 0 and epoch - int(loop["best_epoch"]) > patience:
       break
     start = time.perf_counter()
-    state, epoch_metrics = train_epoch(state, data, jax.random.fold_in(jax.random.fold_in(key, 1),
-                                                                       epoch))
-    loss = float(epoch_metrics["loss"])
+    state, round_metrics = task.train_round(state, epoch)
+    loss = float(round_metrics["loss"])
     if not math.isfinite(loss):
       raise FloatingPointError(
           f"Training loss became {loss} in epoch {epoch + 1}; stopped. The latest checkpoint holds "
           f"epoch {int(loop['epoch'])}. Lower train.learning_rate or set "
           "config.data.standardize=True.")
-    correct, labelled = step_lib.window_accuracy(
-        np.asarray(predict(variables(state), data.cube, data.val_origins)), val_labels,
-        val_origins, patch, config.train.val_metric)
-    val_acc = correct / max(labelled, 1)
+    correct, counted = task.val_accuracy(state)
+    val_acc = correct / max(counted, 1)
     seconds = time.perf_counter() - start
     improved = val_acc > float(loop["best_val"])
     loop = _loop_state(epoch + 1, val_acc if improved else loop["best_val"],
@@ -150,8 +145,9 @@ def train_and_evaluate(config, workdir) -> dict:
       checkpoints.save("best", epoch, {"state": state})
     checkpoints.save("latest", epoch, {"state": state, "loop": loop})
     with open(metrics_path, "a") as file:
-      file.write(json.dumps(dict(epoch=epoch, loss=loss, val_accuracy=val_acc,
-                                 val_pixels=labelled, seconds=round(seconds, 3))) + "\n")
+      file.write(json.dumps(dict(epoch=epoch, step=(epoch + 1) * task.steps_per_round, loss=loss,
+                                 val_accuracy=val_acc, val_pixels=counted,
+                                 seconds=round(seconds, 3))) + "\n")
     _progress(epoch, epochs, loss, val_acc, loop, float(loop["train_seconds"]) / (epoch + 1))
     if epoch - int(loop["best_epoch"]) >= patience:
       print(f"Early stopping: no val improvement for {patience} epochs.", flush=True)
@@ -159,7 +155,7 @@ def train_and_evaluate(config, workdir) -> dict:
 
   best = checkpoints.restore("best", {"state": state})["state"]
   checkpoints.close()
-  results = evaluate(config, workdir, split, scene, predict, variables(best), data.cube)
+  results = evaluate(config, workdir, split, scene, task.predict_map(best))
   results.update(num_params=num_params, train_seconds=round(float(loop["train_seconds"]), 2),
                  best_epoch=int(loop["best_epoch"]) + 1, epochs_run=int(loop["epoch"]),
                  best_val_accuracy=float(loop["best_val"]), device=jax.devices()[0].device_kind,
@@ -168,20 +164,17 @@ def train_and_evaluate(config, workdir) -> dict:
   return results
 
 
-def evaluate(config, workdir, split, scene, predict, variables, padded_cube) -> dict:
-  """map.npy / map.png for every pixel; metrics at the split's test pixels, read from the map."""
-  patch = config.split.patch
-  origins, num_grid = predict_lib.scene_tiles(scene.gt.shape, patch)
-  tiles = np.asarray(predict(variables, padded_cube, origins))
-  prediction = predict_lib.assemble(tiles, origins, num_grid, scene.gt.shape)
+def evaluate(config, workdir, split, scene, prediction: np.ndarray) -> dict:
+  """Writes map.npy / map.png (prediction (H, W): a class id for every pixel); metrics at the
+  split's test pixels, read from the map."""
   with fileutil.atomic_path(workdir / "map.npy") as tmp:
     with open(tmp, "wb") as file:
       np.save(file, prediction)
   test = split.test > 0
   confusion = np.asarray(metrics_lib.confusion_matrix(
       jnp.asarray(split.test[test]), jnp.asarray(prediction[test]), scene.num_classes))
-  results = dict(scene=config.scene, protocol=config.split.protocol, seed=config.seed,
-                 partition=config.partition, split_hash=split.content_hash(),
+  results = dict(scene=config.scene, model=config.model.name, protocol=config.split.protocol,
+                 seed=config.seed, partition=config.partition, split_hash=split.content_hash(),
                  class_names=list(scene.class_names), **metrics_lib.summarize(confusion))
   plots.plot_map(workdir / "map.png", prediction, scene.gt,
                  f"{config.scene} {config.model.name}, {config.split.protocol} partition "

@@ -1,0 +1,122 @@
+"""Sweeps: one config string + leaf overrides, run over partitions, each run in its own workdir.
+
+`run_variant` trains (or, when its workdir already holds results.json of the same config, reads)
+one run per partition under root/<variant>/partition<k>; an interrupted sweep started again resumes
+its unfinished run and skips the finished ones. `summarize` gives the mean and std (population,
+ddof=0, over the runs) of OA, AA and kappa; `format_table` writes the markdown rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from typing import Sequence
+
+import numpy as np
+
+from hsi_jax import config_util
+from hsi_jax.data import audit, split_files
+from hsi_jax.train import loop
+
+METRICS = ("oa", "aa", "kappa")
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  name: str                  # also the workdir folder
+  config: str                # 'configs/ip.py:runlocal,model=ssan'
+  overrides: tuple = ()      # (('model.use_scam', False), ...)
+
+
+def apply_overrides(config, overrides) -> None:
+  """Sets dotted config leaves; an unknown leaf is an error naming the valid keys."""
+  for path, value in overrides:
+    *parents, leaf = path.split(".")
+    node = config
+    for part in parents:
+      if part not in node:
+        raise config_util.ConfigError(f"Unknown config section {part!r} in override {path!r}.")
+      node = node[part]
+    if leaf not in node:
+      raise config_util.ConfigError(f"Unknown config leaf {path!r}; valid keys there: "
+                                    f"{', '.join(sorted(node.keys()))}.")
+    node[leaf] = value
+
+
+def variant_config(variant: Variant, partition: int):
+  config = config_util.load_config(variant.config)
+  apply_overrides(config, variant.overrides)
+  config.partition = partition
+  return config
+
+
+def run_variant(variant: Variant, partitions: Sequence[int], root) -> list[dict]:
+  """results.json of each partition's run (trained here unless already finished)."""
+  results = []
+  for partition in partitions:
+    config = variant_config(variant, partition)
+    workdir = pathlib.Path(root) / variant.name / f"partition{partition}"
+    finished = workdir / "results.json"
+    if finished.exists():
+      loop.check_same_config(config, workdir)
+      results.append(json.loads(finished.read_text()))
+    else:
+      print(f"== {variant.name} partition {partition} -> {workdir}", flush=True)
+      results.append(loop.train_and_evaluate(config, workdir))
+  return results
+
+
+def summarize(results: Sequence[dict]) -> dict:
+  """{'mean': {oa, aa, kappa}, 'std': {...}, 'runs': n}."""
+  values = {k: np.asarray([r[k] for r in results], np.float64) for k in METRICS}
+  return dict(mean={k: float(v.mean()) for k, v in values.items()},
+              std={k: float(v.std()) for k, v in values.items()}, runs=len(results))
+
+
+def format_cell(summary: dict, key: str) -> str:
+  """'72.65 ± 1.20' (percent) for OA / AA, '0.688 ± 0.012' for kappa."""
+  scale, digits = (1, 3) if key == "kappa" else (100, 2)
+  return (f"{scale * summary['mean'][key]:.{digits}f} ± {scale * summary['std'][key]:.{digits}f}")
+
+
+def format_table(rows: Sequence[tuple[str, dict]]) -> str:
+  """Markdown: one row per (label, summary) with OA, AA, kappa as mean ± std and the run count."""
+  lines = ["| variant | OA % | AA % | kappa | runs |", "|---|---|---|---|---|"]
+  lines += [f"| {label} | {format_cell(s, 'oa')} | {format_cell(s, 'aa')} | "
+            f"{format_cell(s, 'kappa')} | {s['runs']} |" for label, s in rows]
+  return "\n".join(lines)
+
+
+def leakage_of(workdirs: Sequence[pathlib.Path]) -> float:
+  """Mean fraction of test pixels lying inside a training input window of the saved splits."""
+  fractions = []
+  for workdir in workdirs:
+    split = split_files.load_split(pathlib.Path(workdir) / "split.npz")
+    inside = audit.coverage(split.train_windows, split.test.shape) & (split.test > 0)
+    fractions.append(inside.sum() / max(int(np.sum(split.test > 0)), 1))
+  return float(np.mean(fractions))
+
+
+def compare_protocols(base: str, model_names: Sequence[str], protocols: Sequence[str],
+                      partitions: Sequence[int], root) -> tuple[str, dict]:
+  """Every model under every protocol over the partitions: (markdown table, summaries).
+
+  Each protocol's column header carries the leakage audit of its splits: the share of test pixels
+  inside a training input window (the 27 x 27 neighbourhoods under `pixels`; the DA-IMRN windows
+  under `blocks`, outside which the pixel models' training inputs are zeroed)."""
+  summaries, leakage = {}, {}
+  for protocol in protocols:
+    for name in model_names:
+      variant = Variant(f"{name}_{protocol}", f"{base},model={name},protocol={protocol}")
+      summaries[variant.name] = summarize(run_variant(variant, partitions, root))
+      leakage.setdefault(protocol, leakage_of(
+          [pathlib.Path(root) / variant.name / f"partition{k}" for k in partitions]))
+  header = ["model"] + [f"{p}: OA % / AA % / kappa (test pixels in a training input: "
+                        f"{100 * leakage[p]:.1f} %)" for p in protocols]
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  for name in model_names:
+    cells = [" / ".join(format_cell(summaries[f"{name}_{p}"], k) for k in METRICS)
+             for p in protocols]
+    lines.append(f"| {name} | " + " | ".join(cells) + " |")
+  return "\n".join(lines), dict(summaries=summaries, leakage=leakage)

@@ -1,0 +1,105 @@
+"""Pure, jitted training and prediction for the pixel classifiers (SSAN and its comparison rows).
+
+One example = one labelled pixel: its spectrum (B,) and the S x S PCA neighbourhood around it.
+Training runs in rounds of `steps` iterations (the SSAN code's iteration budget, validated every
+1,000 iterations); a round's batches are drawn from consecutive random permutations of the training
+pixels (every batch is full, so nothing is padded) and sharded over the mesh axis `data`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from hsi_jax.data import patches
+from hsi_jax.train.state import TrainState
+
+
+@flax.struct.dataclass
+class PixelData:
+  """On the device. spectra (H, W, B); pca / train_pca (H+2S, W+2S, K) padded by S (train_pca is
+  zero outside the training region); train_pixels (N, 2) int32 with train_classes (N,) int32 in
+  0..C-1; val_pixels (M, 2) int32."""
+  spectra: jax.Array
+  pca: jax.Array
+  train_pca: jax.Array
+  train_pixels: jax.Array
+  train_classes: jax.Array
+  val_pixels: jax.Array
+
+
+def inputs_at(spectra, padded_pca, pixels, size: int):
+  """pixels (N, 2) -> (spectrum (N, B), patch (N, S, S, K)) centred on each pixel."""
+  spectrum = spectra[pixels[:, 0], pixels[:, 1]]
+  return spectrum, patches.gather(padded_pca, pixels - size // 2, size)
+
+
+def make_pixel_train_step(model, optimizer):
+  """step(state, spectrum, patch, classes, dropout_key) -> (state, mean cross-entropy)."""
+  def loss_fn(params, spectrum, patch, classes, key):
+    logits = model.apply({"params": params}, spectrum, patch, train=True, rngs={"dropout": key})
+    return optax.softmax_cross_entropy_with_integer_labels(logits, classes).mean()
+
+  def train_step(state: TrainState, spectrum, patch, classes, key):
+    loss, grads = jax.value_and_grad(loss_fn)(state.params, spectrum, patch, classes, key)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    return TrainState(state.step + 1, optax.apply_updates(state.params, updates),
+                      state.batch_stats, opt_state), loss
+
+  return train_step
+
+
+def make_pixel_train_round(model, optimizer, batch_size: int, steps: int, size: int, mesh: Mesh):
+  """train_round(state, data, rng) -> (state, {"loss": mean over the round}), jitted."""
+  if batch_size % mesh.size:
+    raise ValueError(f"train.batch_size ({batch_size}) must be a multiple of the number of "
+                     f"devices ({mesh.size}).")
+  batch_sharding = NamedSharding(mesh, P("data"))
+  train_step = make_pixel_train_step(model, optimizer)
+
+  def train_round(state: TrainState, data: PixelData, rng):
+    count = data.train_pixels.shape[0]
+    order_key, dropout_key = jax.random.split(rng)
+    permutations = math.ceil(steps * batch_size / count)
+    order = jax.vmap(lambda k: jax.random.permutation(k, count))(
+        jax.random.split(order_key, permutations)).reshape(-1)[:steps * batch_size]
+
+    def step(state, inputs):
+      index, examples = inputs
+      pixels = data.train_pixels[examples]
+      spectrum, patch = inputs_at(data.spectra, data.train_pca, pixels, size)
+      classes = data.train_classes[examples]
+      spectrum, patch, classes = jax.lax.with_sharding_constraint((spectrum, patch, classes),
+                                                                   batch_sharding)
+      return train_step(state, spectrum, patch, classes, jax.random.fold_in(dropout_key, index))
+
+    state, losses = jax.lax.scan(step, state, (jnp.arange(steps),
+                                               order.reshape(steps, batch_size)))
+    return state, {"loss": jnp.mean(losses)}
+
+  return jax.jit(train_round, donate_argnums=0)
+
+
+def make_pixel_predict(model, size: int, mesh: Mesh, chunk: int):
+  """predict(params, spectra, padded_pca, pixels (M, 2)) -> (M,) int32 class ids 1..C (jitted)."""
+  chunk = max(mesh.size, chunk - chunk % mesh.size)
+  batch_sharding = NamedSharding(mesh, P("data"))
+
+  def predict(params, spectra, padded_pca, pixels):
+    count = pixels.shape[0]
+    padded = jnp.concatenate([pixels, jnp.zeros((-count % chunk, 2), pixels.dtype)])
+
+    def one_chunk(chunk_pixels):
+      spectrum, patch = jax.lax.with_sharding_constraint(
+          inputs_at(spectra, padded_pca, chunk_pixels, size), batch_sharding)
+      logits = model.apply({"params": params}, spectrum, patch, train=False)
+      return jnp.argmax(logits, axis=-1).astype(jnp.int32) + 1
+
+    return jax.lax.map(one_chunk, padded.reshape(-1, chunk, 2)).reshape(-1)[:count]
+
+  return jax.jit(predict)

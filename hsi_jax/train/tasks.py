@@ -1,0 +1,138 @@
+"""What the training loop needs from a model family, built from (config, scene, split).
+
+Two families: `window_task` (DA-IMRN: every pixel of p x p windows, epochs over the partition's
+windows) and `pixel_task` (SSAN and its rows: centre-pixel classification, rounds of
+`train.eval_every` iterations). Both put their data on the device once and return a `Task` whose
+functions take and return the train state; the loop (loop.py) only sequences rounds, validation,
+checkpoints and early stopping. Keys: parameters from fold_in(seed key, 0), round r's example order
+(and dropout) from fold_in(fold_in(seed key, 1), r).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hsi_jax import models
+from hsi_jax.data import io, patches, pixel_inputs, preprocess, splits as splits_lib
+from hsi_jax.evaluate import predict as predict_lib
+from hsi_jax.train import pixel_step, state as state_lib, step as step_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  init_state: Callable[[], state_lib.TrainState]        # replicated over the mesh
+  train_round: Callable[[state_lib.TrainState, int], tuple[state_lib.TrainState, dict]]
+  val_accuracy: Callable[[state_lib.TrainState], tuple[int, int]]  # (correct, counted)
+  predict_map: Callable[[state_lib.TrainState], np.ndarray]         # (H, W) class ids 1..C
+  num_rounds: int
+  steps_per_round: int
+
+
+def round_key(key, round_index: int):
+  return jax.random.fold_in(jax.random.fold_in(key, 1), round_index)
+
+
+def make_task(config, scene: io.SceneData, split: splits_lib.Split, mesh) -> Task:
+  if config.model.name == "da_imrn":
+    return window_task(config, scene, split, mesh)
+  return pixel_task(config, scene, split, mesh)
+
+
+def window_task(config, scene, split, mesh) -> Task:
+  """DA-IMRN on the partition's windows (PAPERS.md §1.7)."""
+  patch = config.split.patch
+  cube = preprocess.standardize(scene.cube, split.train) if config.data.standardize else scene.cube
+  val_labels = patches.pad_scene(split.val, patch)
+  val_origins = patches.window_origins(split.val_windows, patch)
+  augment = bool(config.train.augment) and bool(np.all(split.train_flips >= 0))
+  data = step_lib.replicate(step_lib.DeviceData(
+      cube=patches.pad_scene(cube, patch), train_labels=patches.pad_scene(split.train, patch),
+      train_origins=patches.window_origins(split.train_windows, patch),
+      train_flips=split.train_flips, val_origins=val_origins), mesh)
+  model = models.build_model(config.model, scene.num_classes)
+  num_examples = step_lib.examples_per_epoch(len(split.train_windows), augment)
+  steps = math.ceil(num_examples / config.train.batch_size)
+  optimizer = state_lib.make_optimizer(config.train, steps)
+  key = jax.random.key(config.seed)
+  train_epoch = step_lib.make_train_epoch(model, optimizer, config.train, patch, mesh, augment)
+  predict = step_lib.make_predict(model, patch, mesh, config.train.eval_batch_size)
+  variables = lambda s: {"params": s.params, "batch_stats": s.batch_stats}  # noqa: E731
+
+  def init_state():
+    example = jnp.zeros((1, patch, patch, cube.shape[-1]), jnp.float32)
+    return step_lib.replicate(state_lib.init_state(model, optimizer, jax.random.fold_in(key, 0),
+                                                   (example,)), mesh)
+
+  def val_accuracy(state):
+    predictions = np.asarray(predict(variables(state), data.cube, data.val_origins))
+    return step_lib.window_accuracy(predictions, val_labels, val_origins, patch,
+                                    config.train.val_metric)
+
+  def predict_map(state):
+    origins, num_grid = predict_lib.scene_tiles(scene.gt.shape, patch)
+    tiles = np.asarray(predict(variables(state), data.cube, origins))
+    return predict_lib.assemble(tiles, origins, num_grid, scene.gt.shape)
+
+  return Task(init_state=init_state,
+              train_round=lambda state, r: train_epoch(state, data, round_key(key, r)),
+              val_accuracy=val_accuracy, predict_map=predict_map,
+              num_rounds=config.train.epochs, steps_per_round=steps)
+
+
+def pixel_data(config, cube: np.ndarray, split: splits_lib.Split):
+  """(PixelData on the host, val classes (M,) 1..C): the pixel models' inputs (pixel_inputs)."""
+  size = config.data.neighbourhood
+  inputs = pixel_inputs.make_pixel_inputs(cube, split, config.data.pca_components,
+                                          config.data.fit_stats)
+  train_pixels = np.argwhere(split.train > 0).astype(np.int32)
+  val_pixels = np.argwhere(split.val > 0).astype(np.int32)
+  if len(val_pixels) == 0:
+    raise ValueError("The pixel models choose their best checkpoint on validation pixels; this "
+                     "split has none (set split.val_per_class > 0).")
+  data = pixel_step.PixelData(
+      spectra=inputs.spectra, pca=patches.pad_scene(inputs.pca, size),
+      train_pca=patches.pad_scene(inputs.training_pca(), size), train_pixels=train_pixels,
+      train_classes=split.train[split.train > 0].astype(np.int32) - 1, val_pixels=val_pixels)
+  return data, split.val[split.val > 0]
+
+
+def pixel_task(config, scene, split, mesh) -> Task:
+  """SSAN and its comparison rows (PAPERS.md §2.4) on the split's train / val pixels."""
+  size = config.data.neighbourhood
+  host_data, val_classes = pixel_data(config, scene.cube, split)
+  data = step_lib.replicate(host_data, mesh)
+  model = models.build_model(config.model, scene.num_classes)
+  steps = config.train.eval_every
+  if config.train.steps % steps:
+    raise ValueError(f"train.steps ({config.train.steps}) must be a multiple of train.eval_every "
+                     f"({steps}).")
+  optimizer = state_lib.make_optimizer(config.train, steps)
+  key = jax.random.key(config.seed)
+  train_round = pixel_step.make_pixel_train_round(model, optimizer, config.train.batch_size, steps,
+                                                  size, mesh)
+  predict = pixel_step.make_pixel_predict(model, size, mesh, config.train.eval_batch_size)
+
+  def init_state():
+    example = (jnp.zeros((1, scene.cube.shape[-1]), jnp.float32),
+               jnp.zeros((1, size, size, config.data.pca_components), jnp.float32))
+    return step_lib.replicate(state_lib.init_state(model, optimizer, jax.random.fold_in(key, 0),
+                                                   example), mesh)
+
+  def val_accuracy(state):
+    predictions = np.asarray(predict(state.params, data.spectra, data.pca, data.val_pixels))
+    return int(np.sum(predictions == val_classes)), len(val_classes)
+
+  def predict_map(state):
+    pixels = np.indices(scene.gt.shape).reshape(2, -1).T.astype(np.int32)
+    return np.asarray(predict(state.params, data.spectra, data.pca, pixels)).reshape(scene.gt.shape)
+
+  return Task(init_state=init_state,
+              train_round=lambda state, r: train_round(state, data, round_key(key, r)),
+              val_accuracy=val_accuracy, predict_map=predict_map,
+              num_rounds=config.train.steps // steps, steps_per_round=steps)

@@ -1,0 +1,42 @@
+r"""Every model under both protocols over partitions 1-5: the mean +- std table with the leakage audit.
+
+  python launch/compare.py --config=configs/ip.py:runlocal --root=/tmp/compare \
+      --models=knn,svm,rnn,cnn,arnn,acnn,ssan --out=results/ip_compare.md
+
+Runs live in ROOT/<model>_<protocol>/partition<k>; a sweep started again skips finished runs and
+resumes an interrupted one.
+"""
+
+import pathlib
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from hsi_jax import fileutil, sweep
+
+_CONFIG = flags.DEFINE_string("config", "configs/ip.py", "Config file and options (no model=).")
+_MODELS = flags.DEFINE_list("models", ["knn", "svm", "rnn", "cnn", "arnn", "acnn", "ssan"],
+                            "Models (rows).")
+_PROTOCOLS = flags.DEFINE_list("protocols", ["pixels", "blocks"], "Protocols (columns).")
+_PARTITIONS = flags.DEFINE_list("partitions", ["1", "2", "3", "4", "5"], "Partitions (split seeds).")
+_ROOT = flags.DEFINE_string("root", None, "Directory holding one workdir per run.")
+_OUT = flags.DEFINE_string("out", None, "Markdown file for the table (and .json beside it).")
+flags.mark_flags_as_required(["root"])
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  table, summaries = sweep.compare_protocols(_CONFIG.value, _MODELS.value, _PROTOCOLS.value,
+                                             [int(p) for p in _PARTITIONS.value], _ROOT.value)
+  print(table)
+  if _OUT.value:
+    out = pathlib.Path(_OUT.value)
+    with fileutil.atomic_path(out) as tmp:
+      tmp.write_text(table + "\n")
+    fileutil.write_json(out.with_suffix(".json"), summaries)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,221 @@
+"""SSAN and its comparison rows: the network, its inputs, both protocols, whole runs on real IP."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA
+
+from hsi_jax import benchmark, config_util, models
+from hsi_jax.data import audit, io, pixel_inputs, split_files
+from hsi_jax.models import layers, ssan
+from hsi_jax.train import loop, pixel_step, tasks
+
+from conftest import REPO
+
+IP = str(REPO / "configs" / "ip.py")
+
+
+def _count(tree):
+  return sum(x.size for x in jax.tree.leaves(tree))
+
+
+@pytest.mark.parametrize("bands", [102, 103, 200])
+def test_ssan_parameter_count_is_the_official_graph(bands):
+  config = config_util.load_config(str(REPO / "configs" / "pc.py"))
+  model = models.build_model(config.model, 9)
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, bands)),
+                                                jnp.zeros((1, 27, 27, 4))))
+  assert _count(variables) == 5_434_176  # independent of the band count
+
+
+def test_bench_reports_the_ssan_parameter_count():
+  config = config_util.load_config(str(REPO / "configs" / "pc.py") + ":model=ssan")
+  config.model.gru_units = 512
+  figures = benchmark.benchmark(config, steps=1, warmup=1, infer_batch=8)
+  assert figures["num_params"] == 5_434_176 and figures["patches_per_s"] > 0
+
+
+@pytest.mark.parametrize("name", list(ssan.VARIANTS))
+def test_output_shapes_of_every_row(name):
+  config = config_util.load_config(f"{IP}:runlocal,model={name}")
+  model = models.build_model(config.model, 16)
+  rng = np.random.default_rng(0)
+  spectrum = jnp.asarray(rng.uniform(size=(3, 200)), jnp.float32)
+  patch = jnp.asarray(rng.uniform(size=(3, 27, 27, 4)), jnp.float32)
+  variables = model.init(jax.random.key(0), spectrum, patch)
+  logits = model.apply(variables, spectrum, patch, train=True, rngs={"dropout": jax.random.key(1)})
+  assert logits.shape == (3, 16) and bool(jnp.all(jnp.isfinite(logits)))
+  names = set(variables["params"])
+  assert ("bigru" in names) == ssan.VARIANTS[name][0]
+  assert ("conv1" in names) == ssan.VARIANTS[name][1]
+  has_attention = bool({"band_attention", "pixel_attention"} & names)
+  assert has_attention == ssan.VARIANTS[name][2]
+
+
+def _tf1_gru(x, gate_kernel, gate_bias, cand_kernel, cand_bias):
+  """numpy TF-1 GRUCell over x (N, T, D) with [x, h] kernels; returns all states (N, T, U)."""
+  units = cand_bias.shape[0]
+  h = np.zeros((x.shape[0], units))
+  outputs = []
+  sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+  for t in range(x.shape[1]):
+    r, u = np.split(sigmoid(np.concatenate([x[:, t], h], 1) @ gate_kernel + gate_bias), 2, axis=1)
+    c = np.tanh(np.concatenate([x[:, t], r * h], 1) @ cand_kernel + cand_bias)
+    h = u * h + (1 - u) * c
+    outputs.append(h)
+  return np.stack(outputs, 1)
+
+
+def test_bigru_matches_numpy_tf1_cell_both_directions():
+  x = np.random.default_rng(0).normal(size=(4, 7, 1)).astype(np.float32)
+  gru = ssan.BiGRU(5)
+  params = gru.init(jax.random.key(0), jnp.asarray(x))["params"]
+  # Non-trivial biases so the gate / candidate split and order are checked too.
+  rng = np.random.default_rng(1)
+  params = {k: jnp.asarray(rng.normal(size=v.shape), jnp.float32) if "bias" in k else v
+            for k, v in params.items()}
+  out = np.asarray(gru.apply({"params": params}, jnp.asarray(x)))
+  p = {k: np.asarray(v, np.float64) for k, v in params.items()}
+  forward = _tf1_gru(x, p["gate_kernel"][0], p["gate_bias"][0], p["candidate_kernel"][0],
+                     p["candidate_bias"][0])
+  backward = _tf1_gru(x[:, ::-1], p["gate_kernel"][1], p["gate_bias"][1],
+                      p["candidate_kernel"][1], p["candidate_bias"][1])[:, ::-1]
+  np.testing.assert_allclose(out, np.concatenate([forward, backward], -1), rtol=1e-5, atol=1e-6)
+
+
+def test_tf1_cell_is_not_the_pytorch_cell():
+  rng = np.random.default_rng(2)
+  h = rng.normal(size=(3, 4))
+  kg, kc = rng.normal(size=(4, 8)), rng.normal(size=(4, 4))
+  xg, xc = rng.normal(size=(3, 8)), rng.normal(size=(3, 4))
+  tf1 = np.asarray(ssan.gru_cell(xg, xc, h, (kg, kc)))
+  r, u = np.split(1 / (1 + np.exp(-(xg + h @ kg))), 2, axis=1)
+  torch_style = u * h + (1 - u) * np.tanh(xc + r * (h @ kc))
+  np.testing.assert_allclose(tf1, u * h + (1 - u) * np.tanh(xc + (r * h) @ kc), rtol=1e-5, atol=1e-6)
+  assert not np.allclose(tf1, torch_style)
+
+
+def test_band_attention_weights_sum_to_one_over_bands():
+  h = jnp.asarray(np.random.default_rng(0).normal(size=(5, 200, 12)), jnp.float32)
+  attention = ssan.BandAttention(8)
+  variables = attention.init(jax.random.key(0), h)
+  summary, weights = attention.apply(variables, h)
+  assert weights.shape == (5, 200) and bool(jnp.all(weights > 0))
+  np.testing.assert_allclose(np.asarray(weights.sum(-1)), 1.0, rtol=1e-5)
+  np.testing.assert_allclose(summary, jnp.einsum("nt,ntf->nf", weights, h), rtol=1e-5)
+
+
+def test_pixel_attention_mask_lies_in_the_tanh_sigmoid_range():
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 27, 27, 4)) * 1e5, jnp.float32)
+  variables = ssan.PixelAttention().init(jax.random.key(0), x)
+  masked, mask = ssan.PixelAttention().apply(variables, x)
+  low, high = 1 / (1 + np.e), 1 / (1 + np.exp(-1))
+  assert float(mask.min()) >= low - 1e-6 and float(mask.max()) <= high + 1e-6
+  np.testing.assert_allclose(masked, mask[..., None] * x, rtol=1e-6)
+
+
+def test_im2col_convolution_equals_lax_convolution_values_and_gradients():
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(2, 14, 14, 3)), jnp.float32)
+  kernel = jnp.asarray(rng.normal(size=(5, 5, 3, 6)), jnp.float32)
+  reference = lambda x, k: jax.lax.conv_general_dilated(  # noqa: E731
+      x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  np.testing.assert_allclose(layers.conv2d_same_matmul(x, kernel), reference(x, kernel),
+                             rtol=1e-4, atol=1e-4)
+  grads = [jax.grad(lambda x, k: jnp.sum(f(x, k) ** 2), argnums=(0, 1))(x, kernel)
+           for f in (layers.conv2d_same_matmul, reference)]
+  for fast, plain in zip(*grads):
+    np.testing.assert_allclose(fast, plain, rtol=1e-3, atol=1e-3)
+
+
+def test_pca_and_minmax_fitted_on_the_given_pixels(indian_pines):
+  cube = indian_pines.cube
+  mask = np.zeros(cube.shape[:2], bool)
+  mask[::7, ::5] = True
+  projected = pixel_inputs.pca_project(cube, mask, 4)
+  reference = PCA(4).fit(cube[mask].astype(np.float64)).transform(
+      cube.reshape(-1, cube.shape[-1]).astype(np.float64)).reshape(*cube.shape[:2], 4)
+  for k in range(4):  # equal up to the sign of each axis
+    scale = np.abs(reference[..., k]).max()
+    assert min(np.abs(projected[..., k] - s * reference[..., k]).max() for s in (1, -1)) < \
+        1e-3 * scale
+  normalised = pixel_inputs.minmax(projected, mask)
+  np.testing.assert_allclose(normalised[mask].min(0), 0, atol=1e-6)
+  np.testing.assert_allclose(normalised[mask].max(0), 1, atol=1e-6)
+
+
+def _training_inputs(config, cube, split):
+  """The exact arrays the train round feeds the network: every training pixel once."""
+  data, _ = tasks.pixel_data(config, cube, split)
+  spectrum, patch = pixel_step.inputs_at(jnp.asarray(data.spectra), jnp.asarray(data.train_pca),
+                                         jnp.asarray(data.train_pixels), config.data.neighbourhood)
+  return np.asarray(spectrum), np.asarray(patch)
+
+
+@pytest.mark.parametrize("protocol", ["blocks", "pixels"])
+def test_no_val_or_test_value_reaches_a_training_input_under_blocks(indian_pines, protocol):
+  """Replace every val / test pixel's spectrum by noise: under `blocks` (stats fitted on training
+  pixels, non-training region zeroed) the training inputs do not change at all; under `pixels`
+  (the SSAN protocol) they do -- its 27 x 27 patches read test pixels."""
+  config = config_util.load_config(f"{IP}:model=ssan,protocol={protocol}")
+  split, _, _ = split_files.split_from_config(config, labels=indian_pines)
+  held_out = (split.val > 0) | (split.test > 0)
+  poisoned = indian_pines.cube.copy()
+  poisoned[held_out] = np.random.default_rng(0).uniform(0, 1e4, poisoned[held_out].shape)
+  clean_inputs = _training_inputs(config, indian_pines.cube, split)
+  poisoned_inputs = _training_inputs(config, poisoned, split)
+  if protocol == "blocks":
+    for clean, dirty in zip(clean_inputs, poisoned_inputs):
+      np.testing.assert_array_equal(clean, dirty)
+    data, _ = tasks.pixel_data(config, indian_pines.cube, split)
+    region = pixel_inputs.training_region(split)
+    assert not region[held_out].any()
+    outside = np.pad(~region, 27, constant_values=True)
+    assert np.all(np.asarray(data.train_pca)[outside] == 0)
+  else:
+    assert not np.array_equal(clean_inputs[1], poisoned_inputs[1])
+    # ... and the scene-fitted statistics (the code's fit_stats="scene") leak even the spectra.
+    config.data.fit_stats = "scene"
+    assert not np.array_equal(_training_inputs(config, indian_pines.cube, split)[0],
+                              _training_inputs(config, poisoned, split)[0])
+
+
+def test_pixels_protocol_audit_sees_the_27x27_leak(indian_pines):
+  config = config_util.load_config(f"{IP}:model=ssan,protocol=pixels")
+  assert config.split.patch == 27
+  split, _, _ = split_files.split_from_config(config, labels=indian_pines)
+  report = audit.audit(split.train_windows, {"test": split.test}, 16)
+  assert sum(report["test"]["inside_training_windows"]) > 0.5 * np.sum(split.test > 0)
+
+
+def _quick(config):
+  config.train.steps, config.train.eval_every = 20, 10
+  return config
+
+
+@pytest.mark.parametrize("protocol", ["pixels", "blocks"])
+@pytest.mark.parametrize("name", list(ssan.VARIANTS) + ["knn", "svm"])
+def test_runlocal_end_to_end_on_indian_pines(tmp_path, name, protocol):
+  config = _quick(config_util.load_config(f"{IP}:runlocal,model={name},protocol={protocol}"))
+  if name == "svm":
+    config.model.svm_c = (10.0, 100.0)
+  results = loop.train_and_evaluate(config, tmp_path)
+  saved = json.loads((tmp_path / "results.json").read_text())
+  assert saved["model"] == name and saved["protocol"] == protocol
+  prediction = np.load(tmp_path / "map.npy")
+  assert prediction.shape == (145, 145) and prediction.min() >= 1 and prediction.max() <= 16
+  assert (tmp_path / "map.png").stat().st_size > 0
+  split = split_files.load_split(tmp_path / "split.npz")
+  test = split.test > 0
+  assert results["oa"] == pytest.approx(np.mean(prediction[test] == split.test[test]))
+  assert results["num_test_pixels"] == int(test.sum())
+  if name in ("knn", "svm"):
+    assert results["oa"] > 0.4 and set(results["chosen"]) <= {"neighbours", "svm_c", "svm_gamma"}
+  else:
+    lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [l["step"] for l in lines] == [10, 20]
+    assert results["oa"] > 1 / 16  # better than chance after 20 steps
+
