@@ -81,6 +81,12 @@ def base_config(scene: str) -> ml_collections.ConfigDict:
   config.data = ml_collections.ConfigDict(dict(root=""))  # "" = HSI_DATA_DIR or the user cache
   config.partition = 1  # split seed: partition k = seed k (decision 9)
   config.seed = 0       # model initialisation and data order
+  # Several runs in one program (train/seeds.py): num_seeds model seeds over one partition
+  # (seeds_over="init") or num_seeds partitions (seeds_over="partitions"); mesh_seeds devices on the
+  # mesh's seeds axis (0 = as many as divide the device count, up to num_seeds).
+  config.num_seeds = 1
+  config.seeds_over = "init"
+  config.mesh_seeds = 0
   return config
 
 

@@ -19,10 +19,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
-  results = loop.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  print(f"OA {100 * results['oa']:.2f} %  AA {100 * results['aa']:.2f} %  "
-        f"kappa {results['kappa']:.4f}  ({results['num_test_pixels']} test pixels, "
-        f"{results['train_seconds']:.0f} s training) -> {_WORKDIR.value}/results.json")
+  results = loop.run(_CONFIG.value, _WORKDIR.value)
+  print(f"{loop.summary_line(results)} -> {_WORKDIR.value}/results.json")
 
 
 if __name__ == "__main__":

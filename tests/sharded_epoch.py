@@ -22,17 +22,19 @@ data = step_lib.replicate(step_lib.DeviceData(
     train_labels=patches.pad_scene(split.train, patch),
     train_origins=patches.window_origins(split.train_windows[:windows], patch),
     train_flips=split.train_flips[:windows],
-    val_origins=patches.window_origins(split.val_windows, patch)), mesh)
+    val_origins=patches.window_origins(split.val_windows, patch), num_windows=np.int32(windows)),
+    mesh)
 model = models.build_model(config.model, scene.num_classes)
 predict = step_lib.make_predict(model, patch, mesh, 64)
 out = {"devices": jax.device_count()}
 # The run's own optimiser (Nadam), and plain SGD: Adam-type updates turn 1e-7 differences in
 # near-zero gradients into lr-sized ones, so parameters are compared after SGD.
-for name, optimizer in (("nadam", state_lib.make_optimizer(config.train, 5)),
-                        ("sgd", optax.sgd(0.01))):
+for name, make_optimizer in (("nadam", lambda steps: state_lib.make_optimizer(config.train, steps)),
+                             ("sgd", lambda steps: optax.sgd(0.01))):
+  optimizer = make_optimizer(5)
   state = step_lib.replicate(state_lib.init_state(
       model, optimizer, jax.random.key(0), (np.zeros((1, patch, patch, 200), np.float32),)), mesh)
-  epoch = step_lib.make_train_epoch(model, optimizer, config.train, patch, mesh, augment=True)
+  epoch = step_lib.make_train_epoch(model, make_optimizer, config.train, patch, mesh, augment=True)
   state, metrics = epoch(state, data, jax.random.key(1))
   variables = {"params": state.params, "batch_stats": state.batch_stats}
   out[f"{name}_loss"] = np.asarray(metrics["loss"])

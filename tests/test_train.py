@@ -157,7 +157,7 @@ def test_one_and_eight_devices_agree(tmp_path):
   leaves = [k for k in one if k.startswith("sgd_leaf_")]
   assert len(leaves) > 50
   for name in leaves:
-    np.testing.assert_allclose(eight[name], one[name], rtol=1e-4, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(eight[name], one[name], rtol=2e-3, atol=1e-6, err_msg=name)
 
 
 def test_nan_loss_stops_with_a_clear_message(tmp_path):

@@ -58,7 +58,7 @@ def check_same_config(config, workdir: pathlib.Path) -> bool:
   return True
 
 
-def _split(config, workdir: pathlib.Path, scene: io.SceneData):
+def save_or_check_split(config, workdir: pathlib.Path, scene: io.SceneData):
   """The config's split; saved into the workdir, or checked against the one saved there."""
   split, _, _ = split_files.split_from_config(config, labels=scene)
   existing = workdir / "split.npz"
@@ -78,12 +78,18 @@ def _loop_state(epoch=0, best_val=-1.0, best_epoch=-1, train_seconds=0.0):
               train_seconds=np.asarray(train_seconds, np.float64))
 
 
-def _keep_metrics_before(path: pathlib.Path, epoch: int) -> None:
+def keep_metrics_before(path: pathlib.Path, epoch: int) -> None:
   """On resume, drop metrics.jsonl lines of epochs after the restored checkpoint."""
   if path.exists():
     lines = [l for l in path.read_text().splitlines() if l and json.loads(l)["epoch"] < epoch]
     with fileutil.atomic_path(path) as tmp:
       tmp.write_text("".join(l + "\n" for l in lines))
+
+
+def append_metrics(path: pathlib.Path, record: dict) -> None:
+  """One JSON line per epoch (round) in metrics.jsonl."""
+  with open(path, "a") as file:
+    file.write(json.dumps(record) + "\n")
 
 
 def _progress(epoch, epochs, loss, val_acc, loop, seconds_per_epoch):
@@ -93,6 +99,26 @@ def _progress(epoch, epochs, loss, val_acc, loop, seconds_per_epoch):
         f"{seconds_per_epoch:.1f} s/epoch, ETA <= {eta / 60:.1f} min", flush=True)
 
 
+def run(config, workdir) -> dict:
+  """launch/train.py's run: one seed (train_and_evaluate) or config.num_seeds (seeds.py)."""
+  if config.num_seeds > 1:
+    from hsi_jax.train import seeds  # noqa: PLC0415  (seeds builds on this module)
+    return seeds.train_seeds(config, workdir)
+  return train_and_evaluate(config, workdir)
+
+
+def summary_line(results: dict) -> str:
+  """One line for the terminal: a run's OA / AA / kappa, or their mean +- std over seeds."""
+  if "runs" in results:
+    mean, std = results["mean"], results["std"]
+    return (f"{len(results['runs'])} runs: OA {100 * mean['oa']:.2f} +- {100 * std['oa']:.2f} %  "
+            f"AA {100 * mean['aa']:.2f} +- {100 * std['aa']:.2f} %  kappa {mean['kappa']:.4f} +- "
+            f"{std['kappa']:.4f} ({results['train_seconds']:.0f} s training)")
+  return (f"OA {100 * results['oa']:.2f} %  AA {100 * results['aa']:.2f} %  kappa "
+          f"{results['kappa']:.4f}  ({results['num_test_pixels']} test pixels, "
+          f"{results['train_seconds']:.0f} s training)")
+
+
 def train_and_evaluate(config, workdir) -> dict:
   """Trains config's model on its split, evaluates the best checkpoint on the test pixels.
   KNN / SVM (models/baselines.py) are fitted instead and write the same files."""
@@ -100,7 +126,7 @@ def train_and_evaluate(config, workdir) -> dict:
   workdir.mkdir(parents=True, exist_ok=True)
   prepare_workdir(config, workdir)
   scene = io.load_scene(config.scene, config.data.root or None)
-  split = _split(config, workdir, scene)
+  split = save_or_check_split(config, workdir, scene)
   if config.model.name in baselines.NAMES:
     start = time.perf_counter()
     prediction, fit_info = baselines.fit_predict(config, scene, split)
@@ -120,7 +146,7 @@ def train_and_evaluate(config, workdir) -> dict:
     restored = checkpoints.restore("latest", {"state": state, "loop": loop})
     state, loop = step_lib.replicate(restored["state"], mesh), restored["loop"]
     print(f"Resuming {workdir} at epoch {int(loop['epoch']) + 1}.", flush=True)
-  _keep_metrics_before(metrics_path, int(loop["epoch"]))
+  keep_metrics_before(metrics_path, int(loop["epoch"]))
 
   epochs, patience = task.num_rounds, config.train.patience
   for epoch in range(int(loop["epoch"]), epochs):
@@ -144,10 +170,9 @@ def train_and_evaluate(config, workdir) -> dict:
     if improved:
       checkpoints.save("best", epoch, {"state": state})
     checkpoints.save("latest", epoch, {"state": state, "loop": loop})
-    with open(metrics_path, "a") as file:
-      file.write(json.dumps(dict(epoch=epoch, step=(epoch + 1) * task.steps_per_round, loss=loss,
-                                 val_accuracy=val_acc, val_pixels=counted,
-                                 seconds=round(seconds, 3))) + "\n")
+    append_metrics(metrics_path, dict(epoch=epoch, step=(epoch + 1) * task.steps_per_round,
+                                      loss=loss, val_accuracy=val_acc, val_pixels=counted,
+                                      seconds=round(seconds, 3)))
     _progress(epoch, epochs, loss, val_acc, loop, float(loop["train_seconds"]) / (epoch + 1))
     if epoch - int(loop["best_epoch"]) >= patience:
       print(f"Early stopping: no val improvement for {patience} epochs.", flush=True)

@@ -56,9 +56,9 @@ def make_pixel_train_step(model, optimizer):
 
 def make_pixel_train_round(model, optimizer, batch_size: int, steps: int, size: int, mesh: Mesh):
   """train_round(state, data, rng) -> (state, {"loss": mean over the round}), jitted."""
-  if batch_size % mesh.size:
+  if batch_size % mesh.shape["data"]:
     raise ValueError(f"train.batch_size ({batch_size}) must be a multiple of the number of "
-                     f"devices ({mesh.size}).")
+                     f"devices ({mesh.shape['data']}).")
   batch_sharding = NamedSharding(mesh, P("data"))
   train_step = make_pixel_train_step(model, optimizer)
 
@@ -87,7 +87,7 @@ def make_pixel_train_round(model, optimizer, batch_size: int, steps: int, size: 
 
 def make_pixel_predict(model, size: int, mesh: Mesh, chunk: int):
   """predict(params, spectra, padded_pca, pixels (M, 2)) -> (M,) int32 class ids 1..C (jitted)."""
-  chunk = max(mesh.size, chunk - chunk % mesh.size)
+  chunk = max(mesh.shape["data"], chunk - chunk % mesh.shape["data"])
   batch_sharding = NamedSharding(mesh, P("data"))
 
   def predict(params, spectra, padded_pca, pixels):

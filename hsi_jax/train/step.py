@@ -3,8 +3,9 @@
 `train_epoch(state, data, rng) -> (state, metrics)` runs one whole epoch in one compiled program:
 the example order comes from `rng` (folded from (seed, epoch) by the caller), windows are gathered
 from the resident scene, every batch is sharded over the mesh axis `data`, and the steps run under
-`lax.scan`. A last batch that does not fill up is padded with repeated examples whose loss weight is
-0 (nothing is dropped).
+`lax.scan`. Each kept window is an example, plus its flipped copy when augmenting (the code's 2x
+training set). A last batch that does not fill up is padded with examples whose loss weight is 0
+(nothing is dropped).
 """
 
 from __future__ import annotations
@@ -29,28 +30,29 @@ class DeviceData:
 
   cube (H+2p, W+2p, B) float32; train_labels (H+2p, W+2p) int32; train_origins (N, 2), train_flips
   (N,) int8 (-1 = no augmented copy); val_origins (M, 2) int32 (scored on the host:
-  window_accuracy).
+  window_accuracy); num_windows () int32: the first num_windows rows of train_origins are real (the
+  rest pad a seed to the longest partition when several are trained together, seeds.py).
   """
   cube: jax.Array
   train_labels: jax.Array
   train_origins: jax.Array
   train_flips: jax.Array
   val_origins: jax.Array
+  num_windows: jax.Array
 
 
-def make_mesh(devices=None) -> Mesh:
-  """1-D mesh over all local devices, axis `data` (explicitly Auto-sharded)."""
-  devices = devices or jax.local_devices()
-  return jax.make_mesh((len(devices),), ("data",), axis_types=(AxisType.Auto,), devices=devices)
+def make_mesh(devices=None, seeds: int = 1) -> Mesh:
+  """2-D mesh (seeds, data) over all devices (every process's, for multi-host runs); Auto axes.
+  A single run uses seeds=1: its batch is sharded over every device on `data`."""
+  devices = devices or jax.devices()
+  if len(devices) % seeds:
+    raise ValueError(f"The seeds mesh axis ({seeds}) must divide the device count ({len(devices)}).")
+  return jax.make_mesh((seeds, len(devices) // seeds), ("seeds", "data"),
+                       axis_types=(AxisType.Auto,) * 2, devices=devices)
 
 
 def replicate(tree, mesh: Mesh):
   return jax.device_put(tree, NamedSharding(mesh, P()))
-
-
-def examples_per_epoch(num_windows: int, augment: bool) -> int:
-  """Each kept window, plus its flipped copy when augmenting (the code's 2x training set)."""
-  return 2 * num_windows if augment else num_windows
 
 
 def loss_denominator(train_config, labelled, pixels):
@@ -64,7 +66,8 @@ def loss_denominator(train_config, labelled, pixels):
 
 def make_train_step(model, optimizer, train_config):
   """step(state, x (N, p, p, B), y (N, p, p), weight (N,)) -> (state, (loss sum, labelled pixels,
-  weighted pixels)): one optimiser step on one batch; examples with weight 0 add no loss."""
+  weighted pixels)): one optimiser step on one batch; examples with weight 0 add no loss, and a
+  batch whose weights are all 0 leaves the state as it was."""
   def loss_fn(params, batch_stats, x, y, weight):
     logits, updates = model.apply({"params": params, "batch_stats": batch_stats}, x, train=True,
                                   mutable=["batch_stats"])
@@ -81,31 +84,47 @@ def make_train_step(model, optimizer, train_config):
         state.params, state.batch_stats, x, y, weight)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    return TrainState(state.step + 1, params, batch_stats, opt_state), tuple(sums)
+    new_state = TrainState(state.step + 1, params, batch_stats, opt_state)
+    # A batch of padding only (a short partition's last steps among longer ones) changes nothing.
+    has_examples = jnp.sum(weight) > 0
+    return jax.tree.map(lambda new, old: jnp.where(has_examples, new, old), new_state,
+                        state), tuple(sums)
 
   return train_step
 
 
-def make_train_epoch(model, optimizer, train_config, patch: int, mesh: Mesh, augment: bool):
+def epoch_order(key, num_valid, length: int) -> jax.Array:
+  """(length,) int32: a random order of 0..num_valid-1, then num_valid..length-1 (padding).
+  Element i's sort key comes from fold_in(key, i), so the order of the valid elements does not
+  depend on `length`: a partition padded to a longer one draws the order it draws alone."""
+  scores = jax.vmap(lambda i: jax.random.uniform(jax.random.fold_in(key, i)))(jnp.arange(length))
+  return jnp.argsort(jnp.where(jnp.arange(length) < num_valid, scores, 2.0)).astype(jnp.int32)
+
+
+def make_train_epoch(model, make_optimizer, train_config, patch: int, mesh: Mesh, augment: bool,
+                     jit: bool = True):
+  """train_epoch(state, data, rng) -> (state, {"loss"}). `make_optimizer(steps_per_epoch)` is
+  called inside (steps_per_epoch may be traced: seeds with different partitions have different
+  epochs). A batch that does not divide over the mesh axis `data` is padded with weight-0 copies.
+  jit=False returns the plain function (seeds.py vmaps it)."""
   batch_size = train_config.batch_size
-  if batch_size % mesh.size:
-    raise ValueError(f"train.batch_size ({batch_size}) must be a multiple of the number of "
-                     f"devices ({mesh.size}).")
   batch_sharding = NamedSharding(mesh, P("data"))
-  train_step = make_train_step(model, optimizer, train_config)
+  device_batch = batch_size + (-batch_size % mesh.shape["data"])
+  copies = 2 if augment else 1
 
   def train_epoch(state: TrainState, data: DeviceData, rng):
-    num_windows = data.train_origins.shape[0]
-    num_examples = examples_per_epoch(num_windows, augment)
-    steps = math.ceil(num_examples / batch_size)
-    order = jax.random.permutation(rng, num_examples)
-    padding = steps * batch_size - num_examples
-    order = jnp.concatenate([order, order[:padding]]).reshape(steps, batch_size)
-    weights = (jnp.arange(steps * batch_size) < num_examples).astype(jnp.float32)
-    weights = weights.reshape(steps, batch_size)
+    num_windows = data.num_windows
+    num_examples = copies * num_windows
+    steps = math.ceil(copies * data.train_origins.shape[0] / batch_size)
+    train_step = make_train_step(model, make_optimizer((num_examples + batch_size - 1) // batch_size),
+                                 train_config)
+    order = epoch_order(rng, num_examples, steps * batch_size).reshape(steps, batch_size)
+    order = jnp.concatenate([order, order[:, :device_batch - batch_size]], axis=1)
+    weights = ((order < num_examples) & (jnp.arange(device_batch) < batch_size)).astype(jnp.float32)
 
     def step(state: TrainState, batch):
       example, weight = batch
+      example = jnp.where(example < num_examples, example, 0)
       window = example % num_windows
       flip_code = jnp.where(example >= num_windows, data.train_flips[window], -1)
       origins = data.train_origins[window]
@@ -118,12 +137,14 @@ def make_train_epoch(model, optimizer, train_config, patch: int, mesh: Mesh, aug
     denominator = loss_denominator(train_config, jnp.sum(labelled), jnp.sum(pixels))
     return state, {"loss": jnp.sum(loss_sums) / denominator}
 
-  return jax.jit(train_epoch, donate_argnums=0)
+  return jax.jit(train_epoch, donate_argnums=0) if jit else train_epoch
 
 
-def make_predict(model, patch: int, mesh: Mesh, chunk: int):
-  """predict(variables, cube, origins (M, 2)) -> (M, p, p) int32 class ids 1..C (jitted)."""
-  chunk = max(mesh.size, chunk - chunk % mesh.size)
+def make_predict(model, patch: int, mesh: Mesh, chunk: int, jit: bool = True):
+  """predict(variables, cube, origins (M, 2)) -> (M, p, p) int32 class ids 1..C (jitted unless
+  jit=False)."""
+  devices = mesh.shape["data"]
+  chunk = max(devices, chunk - chunk % devices)
   batch_sharding = NamedSharding(mesh, P("data"))
 
   def predict(variables, cube, origins):
@@ -138,7 +159,7 @@ def make_predict(model, patch: int, mesh: Mesh, chunk: int):
     predictions = jax.lax.map(one_chunk, padded.reshape(-1, chunk, 2))
     return predictions.reshape(-1, patch, patch)[:count]
 
-  return jax.jit(predict)
+  return jax.jit(predict) if jit else predict
 
 
 def window_accuracy(predictions: np.ndarray, labels_padded: np.ndarray, origins: np.ndarray,

@@ -11,6 +11,7 @@ checkpoints and early stopping. Keys: parameters from fold_in(seed key, 0), roun
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Callable
 
@@ -44,34 +45,46 @@ def make_task(config, scene: io.SceneData, split: splits_lib.Split, mesh) -> Tas
   return pixel_task(config, scene, split, mesh)
 
 
+def window_data(config, cube: np.ndarray, split: splits_lib.Split) -> step_lib.DeviceData:
+  """DA-IMRN's inputs on the host (scene and maps padded by the window side p)."""
+  patch = config.split.patch
+  if config.data.standardize:
+    cube = preprocess.standardize(cube, split.train)
+  return step_lib.DeviceData(
+      cube=patches.pad_scene(cube, patch), train_labels=patches.pad_scene(split.train, patch),
+      train_origins=patches.window_origins(split.train_windows, patch),
+      train_flips=split.train_flips, val_origins=patches.window_origins(split.val_windows, patch),
+      num_windows=np.int32(len(split.train_windows)))
+
+
+def uses_augmentation(config, split: splits_lib.Split) -> bool:
+  """train.augment, where the partition recorded a flip for every window (blocks does)."""
+  return bool(config.train.augment) and bool(np.all(split.train_flips >= 0))
+
+
 def window_task(config, scene, split, mesh) -> Task:
   """DA-IMRN on the partition's windows (PAPERS.md §1.7)."""
   patch = config.split.patch
-  cube = preprocess.standardize(scene.cube, split.train) if config.data.standardize else scene.cube
+  host_data = window_data(config, scene.cube, split)
+  data = step_lib.replicate(host_data, mesh)
   val_labels = patches.pad_scene(split.val, patch)
-  val_origins = patches.window_origins(split.val_windows, patch)
-  augment = bool(config.train.augment) and bool(np.all(split.train_flips >= 0))
-  data = step_lib.replicate(step_lib.DeviceData(
-      cube=patches.pad_scene(cube, patch), train_labels=patches.pad_scene(split.train, patch),
-      train_origins=patches.window_origins(split.train_windows, patch),
-      train_flips=split.train_flips, val_origins=val_origins), mesh)
+  augment = uses_augmentation(config, split)
   model = models.build_model(config.model, scene.num_classes)
-  num_examples = step_lib.examples_per_epoch(len(split.train_windows), augment)
-  steps = math.ceil(num_examples / config.train.batch_size)
-  optimizer = state_lib.make_optimizer(config.train, steps)
+  make_optimizer = functools.partial(state_lib.make_optimizer, config.train)
+  optimizer = make_optimizer(1)  # the state's structure; the schedule comes in train_epoch
   key = jax.random.key(config.seed)
-  train_epoch = step_lib.make_train_epoch(model, optimizer, config.train, patch, mesh, augment)
+  train_epoch = step_lib.make_train_epoch(model, make_optimizer, config.train, patch, mesh, augment)
   predict = step_lib.make_predict(model, patch, mesh, config.train.eval_batch_size)
   variables = lambda s: {"params": s.params, "batch_stats": s.batch_stats}  # noqa: E731
 
   def init_state():
-    example = jnp.zeros((1, patch, patch, cube.shape[-1]), jnp.float32)
+    example = jnp.zeros((1, patch, patch, scene.cube.shape[-1]), jnp.float32)
     return step_lib.replicate(state_lib.init_state(model, optimizer, jax.random.fold_in(key, 0),
                                                    (example,)), mesh)
 
   def val_accuracy(state):
     predictions = np.asarray(predict(variables(state), data.cube, data.val_origins))
-    return step_lib.window_accuracy(predictions, val_labels, val_origins, patch,
+    return step_lib.window_accuracy(predictions, val_labels, host_data.val_origins, patch,
                                     config.train.val_metric)
 
   def predict_map(state):
@@ -79,10 +92,12 @@ def window_task(config, scene, split, mesh) -> Task:
     tiles = np.asarray(predict(variables(state), data.cube, origins))
     return predict_lib.assemble(tiles, origins, num_grid, scene.gt.shape)
 
+  copies = 2 if augment else 1
   return Task(init_state=init_state,
               train_round=lambda state, r: train_epoch(state, data, round_key(key, r)),
               val_accuracy=val_accuracy, predict_map=predict_map,
-              num_rounds=config.train.epochs, steps_per_round=steps)
+              num_rounds=config.train.epochs,
+              steps_per_round=math.ceil(copies * len(split.train_windows) / config.train.batch_size))
 
 
 def pixel_data(config, cube: np.ndarray, split: splits_lib.Split):

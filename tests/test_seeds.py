@@ -1,0 +1,162 @@
+"""Many seeds in one vmapped program: equal to separate runs, per-seed stopping, many devices."""
+
+import functools
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hsi_jax import config_util, models
+from hsi_jax.data import split_files
+from hsi_jax.train import loop, seeds, state as state_lib, step as step_lib, tasks
+
+from conftest import REPO
+
+RUNLOCAL = str(REPO / "configs" / "ip.py") + ":runlocal"
+TINY = ["--config.model.width=0.125", "--config.train.epochs=2", "--config.train.optimizer=sgd",
+        "--config.train.learning_rate=0.01"]
+
+
+def _tiny(**changes):
+  """runlocal at half its width for 2 epochs, with SGD: Adam-type updates turn 1e-7 differences
+  in near-zero gradients (biases before BatchNorm) into learning-rate-sized steps."""
+  config = config_util.load_config(RUNLOCAL)
+  config.model.width, config.train.epochs = 0.125, 2
+  config.train.optimizer, config.train.learning_rate = "sgd", 0.01
+  for key, value in changes.items():
+    config[key] = value
+  return config
+
+
+def test_seed_configs_map_seeds_to_init_seeds_or_partitions():
+  config = _tiny(num_seeds=3, seed=7, partition=2)
+  assert [(c.seed, c.partition, c.num_seeds) for c in seeds.seed_configs(config)] == \
+      [(7, 2, 1), (8, 2, 1), (9, 2, 1)]
+  config.seeds_over = "partitions"
+  assert [(c.seed, c.partition) for c in seeds.seed_configs(config)] == [(7, 2), (7, 3), (7, 4)]
+  config.seeds_over = "both"
+  with pytest.raises(ValueError, match="seeds_over must be one of"):
+    seeds.seed_configs(config)
+
+
+def test_seeds_axis_takes_the_largest_divisor_not_above_the_seeds():
+  assert seeds.seeds_axis(5, 8) == 4 and seeds.seeds_axis(3, 8) == 2
+  assert seeds.seeds_axis(1, 8) == 1 and seeds.seeds_axis(8, 8) == 8 and seeds.seeds_axis(5, 1) == 1
+  assert seeds.seeds_axis(5, 8, requested=2) == 2
+  with pytest.raises(ValueError, match="must divide"):
+    seeds.seeds_axis(5, 8, requested=3)
+
+
+def test_epoch_order_does_not_depend_on_padding():
+  key = jax.random.key(3)
+  alone = np.asarray(step_lib.epoch_order(key, 37, 37))
+  padded = np.asarray(step_lib.epoch_order(key, 37, 64))
+  assert sorted(alone.tolist()) == list(range(37))
+  np.testing.assert_array_equal(padded[:37], alone)
+  np.testing.assert_array_equal(padded[37:], np.arange(37, 64))
+  assert not np.array_equal(alone, np.asarray(step_lib.epoch_order(jax.random.key(4), 37, 37)))
+
+
+def test_a_batch_of_padding_changes_nothing():
+  config = _tiny()
+  model = models.build_model(config.model, 16)
+  optimizer = state_lib.make_optimizer(config.train, 10)
+  x = jnp.ones((4, 4, 4, 200), jnp.float32)
+  state = state_lib.init_state(model, optimizer, jax.random.key(0), (x[:1],))
+  step = jax.jit(step_lib.make_train_step(model, optimizer, config.train))
+  y = jnp.ones((4, 4, 4), jnp.int32)
+  same, _ = step(state, x, y, jnp.zeros((4,)))
+  moved, _ = step(state, x, y, jnp.ones((4,)))
+  for a, b, c in zip(jax.tree.leaves(state), jax.tree.leaves(same), jax.tree.leaves(moved)):
+    np.testing.assert_array_equal(a, b)
+  assert int(moved.step) == 1 and int(same.step) == 0
+
+
+def _epochs(path):
+  return [json.loads(l) for l in path.read_text().splitlines()]
+
+
+def test_vmapped_epoch_equals_separate_epochs(indian_pines):
+  """The epoch program vmapped over partitions 1 and 2 (cut to 40 and 43 windows: the shorter is
+  padded, and its last step is padding only) computes each partition's own epoch: same loss, and
+  with SGD the same parameters and BatchNorm statistics to float precision. (Over whole epochs
+  the trajectories part at float level: a max or argmax that flips on a 1e-7 difference changes
+  a gradient by O(1), so whole runs are compared with looser bounds below.)"""
+  config = _tiny()
+  configs = [_tiny(partition=p) for p in (1, 2)]
+  datas = []
+  for c, windows in zip(configs, (40, 43)):
+    split, _, _ = split_files.split_from_config(c, labels=indian_pines)
+    data = tasks.window_data(c, indian_pines.cube, split)
+    datas.append(data.replace(train_origins=data.train_origins[:windows],
+                              train_flips=data.train_flips[:windows],
+                              num_windows=np.int32(windows)))
+  mesh = step_lib.make_mesh()
+  model = models.build_model(config.model, 16)
+  make_optimizer = functools.partial(state_lib.make_optimizer, config.train)
+  init = state_lib.make_init(model, make_optimizer(1), (jnp.zeros((1, 4, 4, 200)),))
+  epoch = step_lib.make_train_epoch(model, make_optimizer, config.train, 4, mesh, True, jit=False)
+  keys = [jax.random.key(1), jax.random.key(2)]
+  states = [jax.jit(init)(jax.random.key(k)) for k in (3, 4)]
+  together, metrics = jax.jit(jax.vmap(epoch))(
+      jax.tree.map(lambda *x: jnp.stack(x), *states), seeds.stack_padded(datas), jnp.stack(keys))
+  for k in range(2):
+    alone, alone_metrics = jax.jit(epoch)(states[k], datas[k], keys[k])
+    np.testing.assert_allclose(metrics["loss"][k], alone_metrics["loss"], rtol=1e-6)
+    assert int(together.step[k]) == int(alone.step) == (5 if k == 0 else 6)  # 80 / 86 examples
+    for a, b in zip(jax.tree.leaves((alone.params, alone.batch_stats)),
+                    jax.tree.leaves(jax.tree.map(lambda x: x[k],
+                                                 (together.params, together.batch_stats)))):
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8)
+
+
+def test_vmapped_partitions_match_separate_runs(tmp_path):
+  """Whole runs: partitions 1 and 2 trained together vs each alone (same splits, per-epoch losses,
+  validation and test metrics within the float-divergence bounds of two short SGD epochs)."""
+  together = loop.run(_tiny(num_seeds=2, seeds_over="partitions"), tmp_path / "together")
+  assert together["vmapped"] and len(together["runs"]) == 2
+  joint = _epochs(tmp_path / "together" / "metrics.jsonl")
+  for k, partition in enumerate((1, 2)):
+    alone = loop.train_and_evaluate(_tiny(partition=partition), tmp_path / f"alone{partition}")
+    run = together["runs"][k]
+    assert run["partition"] == partition and run["split_hash"] == alone["split_hash"]
+    separate = _epochs(tmp_path / f"alone{partition}" / "metrics.jsonl")
+    np.testing.assert_allclose([e["loss"][k] for e in joint], [e["loss"] for e in separate],
+                               rtol=2e-3)
+    np.testing.assert_allclose([e["val_accuracy"][k] for e in joint],
+                               [e["val_accuracy"] for e in separate], atol=0.02)
+    assert run["oa"] == pytest.approx(alone["oa"], abs=0.02)
+    assert (tmp_path / "together" / f"seed{k}" / "map.png").is_file()
+  oas = [r["oa"] for r in together["runs"]]
+  assert together["mean"]["oa"] == pytest.approx(np.mean(oas))
+  assert together["std"]["oa"] == pytest.approx(np.std(oas))
+
+
+def test_three_seeds_one_and_eight_devices(tmp_path):
+  """`--config.num_seeds=3` on ip.py:runlocal (shrunk): three distinct runs plus mean and std; the
+  same run on 8 fake CPU devices (seeds axis 2, padded to 4 seeds; batch over 4) agrees."""
+  outputs = {}
+  for devices in (1, 8):
+    workdir = tmp_path / f"d{devices}"
+    run = subprocess.run(
+        [sys.executable, "launch/train.py", f"--config={RUNLOCAL}", f"--workdir={workdir}",
+         "--config.num_seeds=3", *TINY], cwd=REPO, capture_output=True, text=True, timeout=900,
+        env=dict(os.environ, PYTHONPATH=str(REPO),
+                 XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    outputs[devices] = json.loads((workdir / "results.json").read_text())
+  one, eight = outputs[1], outputs[8]
+  assert one["num_devices"] == 1 and eight["num_devices"] == 8
+  assert eight["mesh"] == {"seeds": 2, "data": 4}
+  assert [r["seed"] for r in one["runs"]] == [0, 1, 2]
+  assert len({r["split_hash"] for r in one["runs"]}) == 1  # one partition, three init seeds
+  assert len({tuple(map(tuple, r["confusion_matrix"])) for r in one["runs"]}) == 3
+  assert set(one["mean"]) == {"oa", "aa", "kappa"} and one["std"]["oa"] > 0
+  for a, b in zip(one["runs"], eight["runs"]):
+    assert a["oa"] == pytest.approx(b["oa"], abs=5e-3)
+    assert a["best_epoch"] == b["best_epoch"]
