@@ -101,6 +101,7 @@ def da_imrn_sections(config, *, band_strides, valid_kernels, runlocal: bool) -> 
       name="da_imrn", stage_features=DA_IMRN_STAGE_FEATURES, band_strides=band_strides,
       valid_kernels=valid_kernels, attention_hidden=512, width=1.0,
       use_scam=True, use_sam=True, interact=True,  # ablation switches
+      multiscale=True,  # False: one branch (the smallest kernel) per multi-scale block
       fast_conv=True,  # (k,k,1) / (1,1,k) convolutions in folded 2-D / 1-D form (same result)
   ))
   config.data.standardize = False  # faithful: raw digital numbers (decision 3)

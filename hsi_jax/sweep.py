@@ -29,8 +29,32 @@ class Variant:
   overrides: tuple = ()      # (('model.use_scam', False), ...)
 
 
+def parse_override(text: str) -> tuple[str, object]:
+  """'model.use_scam=false' -> ('model.use_scam', 'false'); typed later by apply_overrides."""
+  path, has_value, value = text.partition("=")
+  if not has_value or not path:
+    raise config_util.ConfigError(f"An override is 'section.leaf=value', got {text!r}.")
+  return path.strip(), value.strip()
+
+
+def _typed(current, value, path: str):
+  """A text value converted to the type of the leaf it replaces."""
+  if not isinstance(value, str) or isinstance(current, str) or current is None:
+    return value
+  try:
+    if isinstance(current, bool):
+      if value.lower() not in ("true", "false", "1", "0"):
+        raise ValueError
+      return value.lower() in ("true", "1")
+    return type(current)(value)
+  except ValueError:
+    raise config_util.ConfigError(f"Override {path}={value!r}: expected a "
+                                  f"{type(current).__name__}.") from None
+
+
 def apply_overrides(config, overrides) -> None:
-  """Sets dotted config leaves; an unknown leaf is an error naming the valid keys."""
+  """Sets dotted config leaves (text values take the leaf's type); an unknown leaf is an error
+  naming the valid keys."""
   for path, value in overrides:
     *parents, leaf = path.split(".")
     node = config
@@ -41,7 +65,7 @@ def apply_overrides(config, overrides) -> None:
     if leaf not in node:
       raise config_util.ConfigError(f"Unknown config leaf {path!r}; valid keys there: "
                                     f"{', '.join(sorted(node.keys()))}.")
-    node[leaf] = value
+    node[leaf] = _typed(node[leaf], value, path)
 
 
 def variant_config(variant: Variant, partition: int):
@@ -65,6 +89,43 @@ def run_variant(variant: Variant, partitions: Sequence[int], root) -> list[dict]
       print(f"== {variant.name} partition {partition} -> {workdir}", flush=True)
       results.append(loop.train_and_evaluate(config, workdir))
   return results
+
+
+def run_seeds_variant(variant: Variant, root) -> dict:
+  """One variant as one multi-seed run (config.num_seeds, vmapped for DA-IMRN) in root/<name>;
+  read back when that workdir already holds its results."""
+  config = config_util.load_config(variant.config)
+  apply_overrides(config, variant.overrides)
+  workdir = pathlib.Path(root) / variant.name
+  if (workdir / "results.json").exists():
+    loop.check_same_config(config, workdir)
+    return json.loads((workdir / "results.json").read_text())
+  print(f"== {variant.name} ({config.num_seeds} seeds) -> {workdir}", flush=True)
+  return loop.run(config, workdir)
+
+
+# The DA-IMRN paper's ablation (its attention modules, interaction and multi-scale blocks).
+DA_IMRN_ABLATION = (
+    ("full", ()),
+    ("no_scam", (("model.use_scam", False),)),
+    ("no_sam", (("model.use_sam", False),)),
+    ("no_attention", (("model.use_scam", False), ("model.use_sam", False))),
+    ("no_interaction", (("model.interact", False),)),
+    ("single_scale", (("model.multiscale", False),)),
+)
+
+
+def ablate(base: str, variants, num_seeds: int, root) -> tuple[str, dict]:
+  """variants: (name, overrides) pairs, each run with num_seeds seeds -> (markdown, summaries)."""
+  summaries, rows = {}, []
+  for name, overrides in variants:
+    variant = Variant(name, base, (("num_seeds", num_seeds),) + tuple(overrides))
+    results = run_seeds_variant(variant, root)
+    runs = results["runs"] if "runs" in results else [results]
+    summaries[name] = dict(summarize(runs), overrides=[list(o) for o in overrides],
+                           train_seconds=results["train_seconds"])
+    rows.append((name, summaries[name]))
+  return format_table(rows), summaries
 
 
 def summarize(results: Sequence[dict]) -> dict:
@@ -120,3 +181,14 @@ def compare_protocols(base: str, model_names: Sequence[str], protocols: Sequence
              for p in protocols]
     lines.append(f"| {name} | " + " | ".join(cells) + " |")
   return "\n".join(lines), dict(summaries=summaries, leakage=leakage)
+
+
+def parse_variants(texts: Sequence[str]) -> list[tuple[str, tuple]]:
+  """['lr3e-4:train.learning_rate=3e-4;train.epochs=50', 'base'] -> [(name, overrides), ...]."""
+  variants = []
+  for text in texts:
+    name, _, rest = text.partition(":")
+    if not name:
+      raise config_util.ConfigError(f"A variant is NAME:LEAF=VALUE[;...], got {text!r}.")
+    variants.append((name, tuple(parse_override(o) for o in rest.split(";") if o.strip())))
+  return variants

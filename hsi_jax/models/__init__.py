@@ -21,11 +21,13 @@ def build_model(model_config, num_classes: int):
     ip_spatial = model_config.get("ip_spatial")
     if ip_spatial is not None and ip_spatial not in IP_SPATIAL:
       raise ValueError(f"model.ip_spatial must be one of {list(IP_SPATIAL)}, got {ip_spatial!r}.")
+    spatial = IP_SPATIAL[ip_spatial] if ip_spatial else da_imrn.SPATIAL_KERNELS
+    branches = None if model_config.multiscale else 1  # ablation: the first (smallest) kernel only
     return da_imrn.DAIMRN(
         num_classes=num_classes, stage_features=features,
         band_strides=tuple(model_config.band_strides),
         valid_kernels=tuple(model_config.valid_kernels),
-        spatial_kernels=IP_SPATIAL[ip_spatial] if ip_spatial else da_imrn.SPATIAL_KERNELS,
+        spatial_kernels=spatial[:branches], spectral_kernels=da_imrn.SPECTRAL_KERNELS[:branches],
         attention_hidden=max(1, round(model_config.attention_hidden * width)),
         use_scam=model_config.use_scam, use_sam=model_config.use_sam,
         interact=model_config.interact, fast=model_config.fast_conv)
