@@ -15,8 +15,9 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
 
-from hsi_jax import models
+from hsi_jax import models, parallel
 from hsi_jax.data import scenes
 from hsi_jax.train import state as state_lib
 from hsi_jax.train import pixel_step
@@ -87,3 +88,88 @@ def benchmark(config, steps: int = 10, warmup: int = 2, infer_batch: int = 64) -
       infer_gflop_per_s=round(infer_flops / infer_seconds / 1e9, 1),
       device=jax.devices()[0].device_kind, num_devices=jax.device_count(),
       fast_conv=bool(config.model.fast_conv), steps=steps)
+
+
+def _seconds(fn, repeats: int) -> float:
+  """Mean wall seconds of fn() (results blocked on) over `repeats` calls after one warm-up call."""
+  jax.block_until_ready(fn())
+  start = time.perf_counter()
+  for _ in range(repeats):
+    jax.block_until_ready(fn())
+  return (time.perf_counter() - start) / repeats
+
+
+def benchmark_seeds(config, num_seeds: int, epochs: int = 2) -> dict:
+  """K init seeds over one partition: one vmapped epoch program vs K single-seed epochs in a row
+  (the same work), on the real scene; compilation excluded (one warm-up epoch each)."""
+  from hsi_jax.data import io, split_files  # noqa: PLC0415
+  from hsi_jax.train import seeds, tasks  # noqa: PLC0415
+  scene = io.load_scene(config.scene, config.data.root or None)
+  split, _, _ = split_files.split_from_config(config, labels=scene)
+  host = tasks.window_data(config, scene.cube, split)
+  patch, augment = config.split.patch, tasks.uses_augmentation(config, split)
+  model = models.build_model(config.model, scene.num_classes)
+  make_optimizer = lambda steps: state_lib.make_optimizer(config.train, steps)  # noqa: E731
+  init = state_lib.make_init(model, make_optimizer(1),
+                             (jnp.zeros((1, patch, patch, scene.num_bands), jnp.float32),))
+  keys = jax.random.split(jax.random.key(config.seed), num_seeds)
+
+  single_mesh = parallel.make_mesh()
+  single_data = parallel.replicate(host, single_mesh)
+  single_epoch = step_lib.make_train_epoch(model, make_optimizer, config.train, patch,
+                                           single_mesh, augment)
+  states = [parallel.replicate(jax.jit(init)(k), single_mesh) for k in keys]
+
+  def sequential():
+    for k in range(num_seeds):
+      states[k], metrics = single_epoch(states[k], single_data, keys[k])
+    return metrics
+
+  mesh = parallel.make_mesh(seeds=seeds.seeds_axis(num_seeds, jax.device_count()))
+  padded = num_seeds + (-num_seeds % mesh.shape["seeds"])
+  sharding = NamedSharding(mesh, P("seeds"))
+  stacked = parallel.put(seeds.stack_padded([host] * padded), sharding)
+  epoch = step_lib.make_train_epoch(model, make_optimizer, config.train, patch, mesh, augment,
+                                    jit=False)
+  vmapped_epoch = jax.jit(jax.vmap(epoch, spmd_axis_name="seeds"), donate_argnums=0)
+  padded_keys = jnp.concatenate([keys, keys[:padded - num_seeds]])
+  vmapped_state = [jax.jit(jax.vmap(init), out_shardings=sharding)(padded_keys)]
+
+  def vmapped():
+    vmapped_state[0], metrics = vmapped_epoch(vmapped_state[0], stacked, padded_keys)
+    return metrics
+
+  sequential_s, vmapped_s = _seconds(sequential, epochs), _seconds(vmapped, epochs)
+  return dict(scene=config.scene, model=config.model.name, width=config.model.width,
+              num_seeds=num_seeds, train_windows=int(host.num_windows),
+              sequential_s_per_epoch=round(sequential_s, 3),
+              vmapped_s_per_epoch=round(vmapped_s, 3),
+              speedup=round(sequential_s / vmapped_s, 2), mesh=dict(mesh.shape),
+              device=jax.devices()[0].device_kind, num_devices=jax.device_count(), epochs=epochs)
+
+
+def benchmark_split(config, seeds=range(1, 6)) -> dict:
+  """Seconds to make the config's split from the ground truth (accept loop included)."""
+  from hsi_jax.data import io, split_files  # noqa: PLC0415
+  gt = io.load_ground_truth(config.scene, config.data.root or None)
+  times = []
+  for seed in seeds:
+    start = time.perf_counter()
+    split_files.split_from_config(config, seed=seed, labels=gt)
+    times.append(time.perf_counter() - start)
+  return dict(scene=config.scene, protocol=config.split.protocol, seeds=list(seeds),
+              split_s_mean=round(statistics.mean(times), 3), split_s_max=round(max(times), 3))
+
+
+def benchmark_inference(config, repeats: int = 2) -> dict:
+  """Seconds to label every pixel of the scene (the evaluation map), compilation excluded."""
+  from hsi_jax.data import io, split_files  # noqa: PLC0415
+  from hsi_jax.train import tasks  # noqa: PLC0415
+  scene = io.load_scene(config.scene, config.data.root or None)
+  split, _, _ = split_files.split_from_config(config, labels=scene)
+  task = tasks.make_task(config, scene, split, parallel.make_mesh())
+  state = task.init_state()
+  seconds = _seconds(lambda: task.predict_map(state), repeats)
+  return dict(scene=config.scene, model=config.model.name, pixels=int(scene.gt.size),
+              full_scene_inference_s=round(seconds, 3), device=jax.devices()[0].device_kind,
+              num_devices=jax.device_count())

@@ -1,4 +1,8 @@
-"""Writing files so that a reader never sees half of one: write a temporary name, then rename."""
+"""Writing files so that a reader never sees half of one: write a temporary name, then rename.
+
+In a multi-host run every process computes the same results; only process 0 writes them (the
+others write to a scratch name that is removed).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,21 @@ import pathlib
 import tempfile
 
 
+def is_writer() -> bool:
+  """True on process 0 (the only process of a single-host run)."""
+  import jax  # noqa: PLC0415  (file helpers stay importable without initialising JAX)
+  return jax.process_index() == 0
+
+
 @contextlib.contextmanager
 def atomic_path(path: os.PathLike):
-  """Yields a temporary path beside `path`; renames it onto `path` only if the block succeeds."""
+  """Yields a temporary path beside `path`; renames it onto `path` only if the block succeeds
+  (and only on the writing process)."""
   path = pathlib.Path(path)
+  if not is_writer():
+    with tempfile.TemporaryDirectory() as scratch:
+      yield pathlib.Path(scratch) / path.name
+    return
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
   os.close(fd)

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from hsi_jax import config_util
+from hsi_jax import config_util, fileutil
 from hsi_jax.data import audit, split_files
 from hsi_jax.train import loop
 
@@ -181,6 +181,14 @@ def compare_protocols(base: str, model_names: Sequence[str], protocols: Sequence
              for p in protocols]
     lines.append(f"| {name} | " + " | ".join(cells) + " |")
   return "\n".join(lines), dict(summaries=summaries, leakage=leakage)
+
+
+def write_table(path, table: str, summaries: dict) -> None:
+  """The markdown table at `path` and the summaries beside it as .json."""
+  path = pathlib.Path(path)
+  with fileutil.atomic_path(path) as tmp:
+    tmp.write_text(table + "\n")
+  fileutil.write_json(path.with_suffix(".json"), summaries)
 
 
 def parse_variants(texts: Sequence[str]) -> list[tuple[str, tuple]]:

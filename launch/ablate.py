@@ -11,13 +11,11 @@ DA-IMRN ablation runs: full, no_scam, no_sam, no_attention, no_interaction, sing
 Each variant's run lives in ROOT/<name>; started again, finished variants are read back.
 """
 
-import pathlib
-
 from absl import app
 from absl import flags
 from absl import logging
 
-from hsi_jax import fileutil, sweep
+from hsi_jax import sweep
 
 _CONFIG = flags.DEFINE_string("config", "configs/ip.py:runlocal", "Base config file and options.")
 _VARIANTS = flags.DEFINE_multi_string("variant", [], "NAME:LEAF=VALUE;LEAF=VALUE (repeatable).")
@@ -34,10 +32,7 @@ def main(argv):
   table, summaries = sweep.ablate(_CONFIG.value, variants, _NUM_SEEDS.value, _ROOT.value)
   print(table)
   if _OUT.value:
-    out = pathlib.Path(_OUT.value)
-    with fileutil.atomic_path(out) as tmp:
-      tmp.write_text(table + "\n")
-    fileutil.write_json(out.with_suffix(".json"), summaries)
+    sweep.write_table(_OUT.value, table, summaries)
 
 
 if __name__ == "__main__":

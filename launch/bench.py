@@ -1,7 +1,12 @@
-r"""Prints one JSON line of throughput figures for a config's network.
+r"""Prints one JSON line of benchmark figures for a config.
 
-  python launch/bench.py --config=configs/pu.py --steps=10
+  python launch/bench.py --config=configs/pu.py --steps=10            # train step + inference
   python launch/bench.py --config=configs/ip.py --config.model.fast_conv=False   # plain 3-D convs
+  python launch/bench.py --config=configs/pc.py:model=ssan            # SSAN: 5,434,176 parameters
+  python launch/bench.py --config=configs/ip.py:runlocal --mode=seeds --num_seeds=5   # vmap vs loop
+  python launch/bench.py --config=configs/pu.py --mode=split          # split time (gt only)
+  python launch/bench.py --config=configs/ip.py --mode=inference      # full-scene map time
+  XLA_FLAGS=--xla_force_host_platform_device_count=8 python launch/bench.py ...   # N devices
 """
 
 import json
@@ -13,13 +18,26 @@ from ml_collections import config_flags
 from hsi_jax import benchmark
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/pu.py.")
-_STEPS = flags.DEFINE_integer("steps", 10, "Timed calls after warm-up (median reported).")
+_MODE = flags.DEFINE_enum("mode", "step", ["step", "seeds", "split", "inference"],
+                          "What to time.")
+_STEPS = flags.DEFINE_integer("steps", 10, "step mode: timed calls after warm-up (median).")
+_NUM_SEEDS = flags.DEFINE_integer("num_seeds", 5, "seeds mode: seeds vmapped vs run in a row.")
+_EPOCHS = flags.DEFINE_integer("epochs", 2, "seeds mode: timed epochs after one warm-up.")
 flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
   del argv
-  print(json.dumps(benchmark.benchmark(_CONFIG.value, steps=_STEPS.value)))
+  config = _CONFIG.value
+  if _MODE.value == "step":
+    figures = benchmark.benchmark(config, steps=_STEPS.value)
+  elif _MODE.value == "seeds":
+    figures = benchmark.benchmark_seeds(config, _NUM_SEEDS.value, _EPOCHS.value)
+  elif _MODE.value == "split":
+    figures = benchmark.benchmark_split(config)
+  else:
+    figures = benchmark.benchmark_inference(config)
+  print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -7,13 +7,11 @@ Runs live in ROOT/<model>_<protocol>/partition<k>; a sweep started again skips f
 resumes an interrupted one.
 """
 
-import pathlib
-
 from absl import app
 from absl import flags
 from absl import logging
 
-from hsi_jax import fileutil, sweep
+from hsi_jax import sweep
 
 _CONFIG = flags.DEFINE_string("config", "configs/ip.py", "Config file and options (no model=).")
 _MODELS = flags.DEFINE_list("models", ["knn", "svm", "rnn", "cnn", "arnn", "acnn", "ssan"],
@@ -32,10 +30,7 @@ def main(argv):
                                              [int(p) for p in _PARTITIONS.value], _ROOT.value)
   print(table)
   if _OUT.value:
-    out = pathlib.Path(_OUT.value)
-    with fileutil.atomic_path(out) as tmp:
-      tmp.write_text(table + "\n")
-    fileutil.write_json(out.with_suffix(".json"), summaries)
+    sweep.write_table(_OUT.value, table, summaries)
 
 
 if __name__ == "__main__":

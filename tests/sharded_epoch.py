@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import optax
 
-from hsi_jax import config_util, models
+from hsi_jax import config_util, models, parallel
 from hsi_jax.data import io, patches, split_files
 from hsi_jax.train import state as state_lib
 from hsi_jax.train import step as step_lib
@@ -16,8 +16,8 @@ config = config_util.load_config(sys.argv[2])
 scene = io.load_scene("ip")
 split, _, _ = split_files.split_from_config(config, labels=scene)
 patch, windows = config.split.patch, 40  # 80 examples with flips: 5 steps of 16
-mesh = step_lib.make_mesh()
-data = step_lib.replicate(step_lib.DeviceData(
+mesh = parallel.make_mesh()
+data = parallel.replicate(step_lib.DeviceData(
     cube=patches.pad_scene(scene.cube / 1000.0, patch),
     train_labels=patches.pad_scene(split.train, patch),
     train_origins=patches.window_origins(split.train_windows[:windows], patch),
@@ -32,7 +32,7 @@ out = {"devices": jax.device_count()}
 for name, make_optimizer in (("nadam", lambda steps: state_lib.make_optimizer(config.train, steps)),
                              ("sgd", lambda steps: optax.sgd(0.01))):
   optimizer = make_optimizer(5)
-  state = step_lib.replicate(state_lib.init_state(
+  state = parallel.replicate(state_lib.init_state(
       model, optimizer, jax.random.key(0), (np.zeros((1, patch, patch, 200), np.float32),)), mesh)
   epoch = step_lib.make_train_epoch(model, make_optimizer, config.train, patch, mesh, augment=True)
   state, metrics = epoch(state, data, jax.random.key(1))

@@ -11,14 +11,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hsi_jax import config_util, models
+from hsi_jax import config_util, models, parallel
 from hsi_jax.data import split_files
 from hsi_jax.train import loop, seeds, state as state_lib, step as step_lib, tasks
 
 from conftest import REPO
 
 RUNLOCAL = str(REPO / "configs" / "ip.py") + ":runlocal"
-TINY = ["--config.model.width=0.125", "--config.train.epochs=2", "--config.train.optimizer=sgd",
+TINY = ["--config.model.width=0.125", "--config.train.epochs=1", "--config.train.optimizer=sgd",
         "--config.train.learning_rate=0.01"]
 
 
@@ -96,7 +96,7 @@ def test_vmapped_epoch_equals_separate_epochs(indian_pines):
     datas.append(data.replace(train_origins=data.train_origins[:windows],
                               train_flips=data.train_flips[:windows],
                               num_windows=np.int32(windows)))
-  mesh = step_lib.make_mesh()
+  mesh = parallel.make_mesh()
   model = models.build_model(config.model, 16)
   make_optimizer = functools.partial(state_lib.make_optimizer, config.train)
   init = state_lib.make_init(model, make_optimizer(1), (jnp.zeros((1, 4, 4, 200)),))
@@ -160,3 +160,27 @@ def test_three_seeds_one_and_eight_devices(tmp_path):
   for a, b in zip(one["runs"], eight["runs"]):
     assert a["oa"] == pytest.approx(b["oa"], abs=5e-3)
     assert a["best_epoch"] == b["best_epoch"]
+
+
+def test_two_process_multihost_run_writes_once(tmp_path):
+  """Two processes (one CPU device each) joined by jax.distributed: one global mesh of 2 devices,
+  both compute the same run, only process 0 writes the files."""
+  workdir = tmp_path / "run"
+  command = [sys.executable, "launch/train.py", "--multihost",
+             "--coordinator_address=localhost:12757", "--num_processes=2",
+             f"--config={RUNLOCAL}", f"--workdir={workdir}", "--config.model.width=0.125",
+             "--config.train.epochs=1"]
+  processes = [subprocess.Popen(command + [f"--process_id={i}"], cwd=REPO, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env=dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu",
+                                         XLA_FLAGS="--xla_force_host_platform_device_count=1"))
+               for i in range(2)]
+  outputs = [p.communicate(timeout=900)[0] for p in processes]
+  for p, output in zip(processes, outputs):
+    assert p.returncode == 0, output[-3000:]
+  finals = [next(l for l in o.splitlines() if l.startswith("OA ")) for o in outputs]
+  assert finals[0] == finals[1]
+  results = json.loads((workdir / "results.json").read_text())
+  assert results["num_devices"] == 2
+  assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 1
+  assert not [p for p in workdir.rglob("*.tmp*")]

@@ -9,7 +9,7 @@ import pytest
 from sklearn.decomposition import PCA
 
 from hsi_jax import benchmark, config_util, models
-from hsi_jax.data import audit, io, pixel_inputs, split_files
+from hsi_jax.data import audit, pixel_inputs, split_files
 from hsi_jax.models import layers, ssan
 from hsi_jax.train import loop, pixel_step, tasks
 

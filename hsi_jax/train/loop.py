@@ -17,13 +17,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hsi_jax import checkpoint, fileutil
+from hsi_jax import checkpoint, fileutil, parallel
 from hsi_jax.data import io, split_files
 from hsi_jax.evaluate import metrics as metrics_lib
 from hsi_jax.evaluate import plots
 from hsi_jax.models import baselines
 from hsi_jax.train import state as state_lib
-from hsi_jax.train import step as step_lib
 from hsi_jax.train import tasks
 
 
@@ -87,7 +86,9 @@ def keep_metrics_before(path: pathlib.Path, epoch: int) -> None:
 
 
 def append_metrics(path: pathlib.Path, record: dict) -> None:
-  """One JSON line per epoch (round) in metrics.jsonl."""
+  """One JSON line per epoch (round) in metrics.jsonl (written by process 0)."""
+  if not fileutil.is_writer():
+    return
   with open(path, "a") as file:
     file.write(json.dumps(record) + "\n")
 
@@ -135,7 +136,7 @@ def train_and_evaluate(config, workdir) -> dict:
     fileutil.write_json(workdir / "results.json", results)
     return results
 
-  mesh = step_lib.make_mesh()
+  mesh = parallel.make_mesh()
   task = tasks.make_task(config, scene, split, mesh)
   state = task.init_state()
   num_params = state_lib.count_params(state)
@@ -144,7 +145,7 @@ def train_and_evaluate(config, workdir) -> dict:
   metrics_path = workdir / "metrics.jsonl"
   if checkpoints.latest_epoch("latest") is not None:
     restored = checkpoints.restore("latest", {"state": state, "loop": loop})
-    state, loop = step_lib.replicate(restored["state"], mesh), restored["loop"]
+    state, loop = parallel.replicate(restored["state"], mesh), restored["loop"]
     print(f"Resuming {workdir} at epoch {int(loop['epoch']) + 1}.", flush=True)
   keep_metrics_before(metrics_path, int(loop["epoch"]))
 

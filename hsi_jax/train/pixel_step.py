@@ -102,4 +102,4 @@ def make_pixel_predict(model, size: int, mesh: Mesh, chunk: int):
 
     return jax.lax.map(one_chunk, padded.reshape(-1, chunk, 2)).reshape(-1)[:count]
 
-  return jax.jit(predict)
+  return jax.jit(predict, out_shardings=NamedSharding(mesh, P()))

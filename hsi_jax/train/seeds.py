@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
-import math
 import pathlib
 import time
 
@@ -35,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from hsi_jax import checkpoint, fileutil, models, sweep
+from hsi_jax import checkpoint, fileutil, models, parallel, sweep
 from hsi_jax.data import io, patches
 from hsi_jax.evaluate import predict as predict_lib
 from hsi_jax.train import loop, state as state_lib, step as step_lib, tasks
@@ -105,14 +103,14 @@ def train_seeds(config, workdir) -> dict:
   augment = augment.pop()
 
   num_real = len(configs)
-  mesh = step_lib.make_mesh(seeds=seeds_axis(num_real, jax.device_count(), config.mesh_seeds))
+  mesh = parallel.make_mesh(seeds=seeds_axis(num_real, jax.device_count(), config.mesh_seeds))
   num_padded = num_real + (-num_real % mesh.shape["seeds"])
   padded_configs = configs + [configs[0]] * (num_padded - num_real)
   padded_splits = splits + [splits[0]] * (num_padded - num_real)
   host_data = stack_padded([tasks.window_data(c, scene.cube, s)
                             for c, s in zip(padded_configs, padded_splits)])
   seed_sharding = NamedSharding(mesh, P("seeds"))
-  data = jax.device_put(host_data, seed_sharding)
+  data = parallel.put(host_data, seed_sharding)
 
   patch, train_config = config.split.patch, config.train
   model = models.build_model(config.model, scene.num_classes)
@@ -125,13 +123,13 @@ def train_seeds(config, workdir) -> dict:
   num_params = state_lib.count_params(jax.tree.map(lambda x: x[0], states))
   epoch_fn = step_lib.make_train_epoch(model, make_optimizer, train_config, patch, mesh, augment,
                                        jit=False)
-  train_epoch = jax.jit(jax.vmap(epoch_fn, spmd_axis_name="seeds"), donate_argnums=0)
-  predict = jax.jit(jax.vmap(step_lib.make_predict(model, patch, mesh,
-                                                   train_config.eval_batch_size, jit=False),
-                             in_axes=(0, 0, None), spmd_axis_name="seeds"))
-  predict_val = jax.jit(jax.vmap(step_lib.make_predict(model, patch, mesh,
-                                                       train_config.eval_batch_size, jit=False),
-                                 spmd_axis_name="seeds"))
+  train_epoch = jax.jit(jax.vmap(epoch_fn, spmd_axis_name="seeds"), donate_argnums=0,
+                        out_shardings=(seed_sharding, parallel.replicated(mesh)))
+  predict_one = step_lib.make_predict(model, patch, mesh, train_config.eval_batch_size, jit=False)
+  predict = jax.jit(jax.vmap(predict_one, in_axes=(0, 0, None), spmd_axis_name="seeds"),
+                    out_shardings=parallel.replicated(mesh))
+  predict_val = jax.jit(jax.vmap(predict_one, spmd_axis_name="seeds"),
+                        out_shardings=parallel.replicated(mesh))
   select = jax.jit(_select)
   variables = lambda s: {"params": s.params, "batch_stats": s.batch_stats}  # noqa: E731
 
@@ -145,7 +143,7 @@ def train_seeds(config, workdir) -> dict:
   if checkpoints.latest_epoch("latest") is not None:
     restored = checkpoints.restore("latest", {"states": states, "best": best_states,
                                               "progress": progress})
-    states, best_states = (jax.device_put(restored[k], seed_sharding) for k in ("states", "best"))
+    states, best_states = (parallel.put(restored[k], seed_sharding) for k in ("states", "best"))
     progress = restored["progress"]
     print(f"Resuming {workdir} at epoch {int(progress['epoch']) + 1}.", flush=True)
   metrics_path = workdir / "metrics.jsonl"

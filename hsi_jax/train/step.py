@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from hsi_jax.data import patches
 from hsi_jax.train import losses
@@ -39,20 +39,6 @@ class DeviceData:
   train_flips: jax.Array
   val_origins: jax.Array
   num_windows: jax.Array
-
-
-def make_mesh(devices=None, seeds: int = 1) -> Mesh:
-  """2-D mesh (seeds, data) over all devices (every process's, for multi-host runs); Auto axes.
-  A single run uses seeds=1: its batch is sharded over every device on `data`."""
-  devices = devices or jax.devices()
-  if len(devices) % seeds:
-    raise ValueError(f"The seeds mesh axis ({seeds}) must divide the device count ({len(devices)}).")
-  return jax.make_mesh((seeds, len(devices) // seeds), ("seeds", "data"),
-                       axis_types=(AxisType.Auto,) * 2, devices=devices)
-
-
-def replicate(tree, mesh: Mesh):
-  return jax.device_put(tree, NamedSharding(mesh, P()))
 
 
 def loss_denominator(train_config, labelled, pixels):
@@ -159,7 +145,7 @@ def make_predict(model, patch: int, mesh: Mesh, chunk: int, jit: bool = True):
     predictions = jax.lax.map(one_chunk, padded.reshape(-1, chunk, 2))
     return predictions.reshape(-1, patch, patch)[:count]
 
-  return jax.jit(predict) if jit else predict
+  return jax.jit(predict, out_shardings=NamedSharding(mesh, P())) if jit else predict
 
 
 def window_accuracy(predictions: np.ndarray, labels_padded: np.ndarray, origins: np.ndarray,

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hsi_jax import models
+from hsi_jax import models, parallel
 from hsi_jax.data import io, patches, pixel_inputs, preprocess, splits as splits_lib
 from hsi_jax.evaluate import predict as predict_lib
 from hsi_jax.train import pixel_step, state as state_lib, step as step_lib
@@ -66,7 +66,7 @@ def window_task(config, scene, split, mesh) -> Task:
   """DA-IMRN on the partition's windows (PAPERS.md §1.7)."""
   patch = config.split.patch
   host_data = window_data(config, scene.cube, split)
-  data = step_lib.replicate(host_data, mesh)
+  data = parallel.replicate(host_data, mesh)
   val_labels = patches.pad_scene(split.val, patch)
   augment = uses_augmentation(config, split)
   model = models.build_model(config.model, scene.num_classes)
@@ -79,7 +79,7 @@ def window_task(config, scene, split, mesh) -> Task:
 
   def init_state():
     example = jnp.zeros((1, patch, patch, scene.cube.shape[-1]), jnp.float32)
-    return step_lib.replicate(state_lib.init_state(model, optimizer, jax.random.fold_in(key, 0),
+    return parallel.replicate(state_lib.init_state(model, optimizer, jax.random.fold_in(key, 0),
                                                    (example,)), mesh)
 
   def val_accuracy(state):
@@ -121,7 +121,7 @@ def pixel_task(config, scene, split, mesh) -> Task:
   """SSAN and its comparison rows (PAPERS.md §2.4) on the split's train / val pixels."""
   size = config.data.neighbourhood
   host_data, val_classes = pixel_data(config, scene.cube, split)
-  data = step_lib.replicate(host_data, mesh)
+  data = parallel.replicate(host_data, mesh)
   model = models.build_model(config.model, scene.num_classes)
   steps = config.train.eval_every
   if config.train.steps % steps:
@@ -136,7 +136,7 @@ def pixel_task(config, scene, split, mesh) -> Task:
   def init_state():
     example = (jnp.zeros((1, scene.cube.shape[-1]), jnp.float32),
                jnp.zeros((1, size, size, config.data.pca_components), jnp.float32))
-    return step_lib.replicate(state_lib.init_state(model, optimizer, jax.random.fold_in(key, 0),
+    return parallel.replicate(state_lib.init_state(model, optimizer, jax.random.fold_in(key, 0),
                                                    example), mesh)
 
   def val_accuracy(state):
