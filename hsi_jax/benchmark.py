@@ -101,7 +101,9 @@ def _seconds(fn, repeats: int) -> float:
 
 def benchmark_seeds(config, num_seeds: int, epochs: int = 2) -> dict:
   """K init seeds over one partition: one vmapped epoch program vs K single-seed epochs in a row
-  (the same work), on the real scene; compilation excluded (one warm-up epoch each)."""
+  (the same work), on the real scene; compilation excluded (one warm-up epoch each). The single
+  runs shard each batch over every device, so the patches/s of runs with 1 and N devices compare
+  data-parallel throughput."""
   from hsi_jax.data import io, split_files  # noqa: PLC0415
   from hsi_jax.train import seeds, tasks  # noqa: PLC0415
   scene = io.load_scene(config.scene, config.data.root or None)
@@ -111,7 +113,7 @@ def benchmark_seeds(config, num_seeds: int, epochs: int = 2) -> dict:
   model = models.build_model(config.model, scene.num_classes)
   make_optimizer = lambda steps: state_lib.make_optimizer(config.train, steps)  # noqa: E731
   init = state_lib.make_init(model, make_optimizer(1),
-                             (jnp.zeros((1, patch, patch, scene.num_bands), jnp.float32),))
+                             (jnp.zeros((1, patch, patch, scene.cube.shape[-1]), jnp.float32),))
   keys = jax.random.split(jax.random.key(config.seed), num_seeds)
 
   single_mesh = parallel.make_mesh()
@@ -140,10 +142,13 @@ def benchmark_seeds(config, num_seeds: int, epochs: int = 2) -> dict:
     return metrics
 
   sequential_s, vmapped_s = _seconds(sequential, epochs), _seconds(vmapped, epochs)
+  examples = (2 if augment else 1) * int(host.num_windows)
   return dict(scene=config.scene, model=config.model.name, width=config.model.width,
-              num_seeds=num_seeds, train_windows=int(host.num_windows),
+              num_seeds=num_seeds, examples_per_epoch=examples,
               sequential_s_per_epoch=round(sequential_s, 3),
               vmapped_s_per_epoch=round(vmapped_s, 3),
+              single_run_patches_per_s=round(num_seeds * examples / sequential_s, 1),
+              vmapped_patches_per_s=round(num_seeds * examples / vmapped_s, 1),
               speedup=round(sequential_s / vmapped_s, 2), mesh=dict(mesh.shape),
               device=jax.devices()[0].device_kind, num_devices=jax.device_count(), epochs=epochs)
 
