@@ -16,7 +16,8 @@ stage, valid band kernel 2 in stage 2); the spatial block as the official code r
 convolution, decision 2); 3,298,960 parameters + BN statistics. Full run: ~45-60 s per epoch on a
 2-core CPU (results/).
 
-Options after ':' -- protocol=blocks|pixels, runlocal (same pipeline, shrunk for a CPU), ip_spatial=code|multiscale.
+Options after ':' -- model=da_imrn|ssan|arnn|acnn|rnn|cnn|knn|svm, protocol=blocks|pixels,
+runlocal (same pipeline, shrunk for a CPU), ip_spatial=code|multiscale.
 """
 
 from hsi_jax import config_util

@@ -13,7 +13,8 @@ Model: 8x8 patches, 3x3/5x5/7x7 spatial and 1x1x3/5/7 spectral branches; 10,580,
 statistics (the official count). A GPU is the place for the full run (~40 GFLOP per patch, forward
 and backward).
 
-Options after ':' -- protocol=blocks|pixels, runlocal (same pipeline, shrunk for a CPU).
+Options after ':' -- model=da_imrn|ssan|arnn|acnn|rnn|cnn|knn|svm, protocol=blocks|pixels,
+runlocal (same pipeline, shrunk for a CPU).
 """
 
 from hsi_jax import config_util

@@ -77,8 +77,7 @@ def benchmark(config, steps: int = 10, warmup: int = 2, infer_batch: int = 64) -
 
   train_seconds, train_flops = _timed(train_step, (state, *inputs, *targets), steps, warmup)
   infer_inputs, _ = make_inputs(config, scene, infer_batch, rng)
-  variables = {"params": state.params, "batch_stats": state.batch_stats}
-  infer_seconds, infer_flops = _timed(infer, (variables, infer_inputs), steps, warmup)
+  infer_seconds, infer_flops = _timed(infer, (state.variables, infer_inputs), steps, warmup)
   return dict(
       scene=config.scene, model=name, num_params=state_lib.count_params(state),
       batch_size=batch, patches_per_s=round(batch / train_seconds, 2),

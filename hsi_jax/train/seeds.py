@@ -2,10 +2,11 @@
 
 `config.num_seeds = K` runs K seeds: with `config.seeds_over = "init"` the model seeds seed,
 seed+1, ... over one partition; with `"partitions"` the partitions partition, partition+1, ...
-(each with model seed `seed`). Seed k's run is exactly the single run of its config (same keys,
-same epoch order -- step.epoch_order does not depend on the padding -- same early stopping), only
-computed alongside the others: partitions of different sizes are padded to the longest and the
-padded examples carry weight 0 (a step of padding only changes nothing).
+(each with model seed `seed`). Seed k computes the single run of its config (same keys, same
+epoch order -- step.epoch_order does not depend on the padding -- same early stopping) alongside the
+others: partitions of different sizes are padded to the longest and the padded examples carry weight
+0 (a step of padding only changes nothing). The vmapped epoch equals the separate epochs to float
+precision; over whole runs the two drift apart at float level (tests/test_seeds.py).
 
 Early stopping and the best checkpoint are per seed: a seed whose validation accuracy has not
 improved for `train.patience` epochs stops counting (its best state is frozen; the program runs
@@ -131,7 +132,6 @@ def train_seeds(config, workdir) -> dict:
   predict_val = jax.jit(jax.vmap(predict_one, spmd_axis_name="seeds"),
                         out_shardings=parallel.replicated(mesh))
   select = jax.jit(_select)
-  variables = lambda s: {"params": s.params, "batch_stats": s.batch_stats}  # noqa: E731
 
   val_labels = [patches.pad_scene(s.val, patch) for s in splits]
   val_origins = [patches.window_origins(s.val_windows, patch) for s in splits]
@@ -158,7 +158,7 @@ def train_seeds(config, workdir) -> dict:
     losses = np.asarray(epoch_metrics["loss"])[:num_real]
     if not np.all(np.isfinite(losses)):
       raise FloatingPointError(f"Training loss became {losses} in epoch {epoch + 1}; stopped.")
-    predictions = np.asarray(predict_val(variables(states), data.cube, data.val_origins))
+    predictions = np.asarray(predict_val(states.variables, data.cube, data.val_origins))
     val_acc = np.zeros(num_real)
     for k in range(num_real):
       correct, counted = step_lib.window_accuracy(
@@ -188,7 +188,7 @@ def train_seeds(config, workdir) -> dict:
   checkpoints.close()
 
   origins, num_grid = predict_lib.scene_tiles(scene.gt.shape, patch)
-  tiles = np.asarray(predict(variables(best_states), data.cube, origins))
+  tiles = np.asarray(predict(best_states.variables, data.cube, origins))
   runs = []
   for k, (single, split) in enumerate(zip(configs, splits)):
     prediction = predict_lib.assemble(tiles[k], origins, num_grid, scene.gt.shape)

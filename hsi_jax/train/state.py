@@ -15,6 +15,11 @@ class TrainState:
   batch_stats: dict
   opt_state: optax.OptState
 
+  @property
+  def variables(self) -> dict:
+    """What model.apply takes."""
+    return {"params": self.params, "batch_stats": self.batch_stats}
+
 
 OPTIMIZERS = ("nadam", "adam", "sgd")
 

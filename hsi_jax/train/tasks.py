@@ -75,7 +75,6 @@ def window_task(config, scene, split, mesh) -> Task:
   key = jax.random.key(config.seed)
   train_epoch = step_lib.make_train_epoch(model, make_optimizer, config.train, patch, mesh, augment)
   predict = step_lib.make_predict(model, patch, mesh, config.train.eval_batch_size)
-  variables = lambda s: {"params": s.params, "batch_stats": s.batch_stats}  # noqa: E731
 
   def init_state():
     example = jnp.zeros((1, patch, patch, scene.cube.shape[-1]), jnp.float32)
@@ -83,13 +82,13 @@ def window_task(config, scene, split, mesh) -> Task:
                                                    (example,)), mesh)
 
   def val_accuracy(state):
-    predictions = np.asarray(predict(variables(state), data.cube, data.val_origins))
+    predictions = np.asarray(predict(state.variables, data.cube, data.val_origins))
     return step_lib.window_accuracy(predictions, val_labels, host_data.val_origins, patch,
                                     config.train.val_metric)
 
   def predict_map(state):
     origins, num_grid = predict_lib.scene_tiles(scene.gt.shape, patch)
-    tiles = np.asarray(predict(variables(state), data.cube, origins))
+    tiles = np.asarray(predict(state.variables, data.cube, origins))
     return predict_lib.assemble(tiles, origins, num_grid, scene.gt.shape)
 
   copies = 2 if augment else 1
