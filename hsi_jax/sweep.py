@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -68,40 +68,38 @@ def apply_overrides(config, overrides) -> None:
     node[leaf] = _typed(node[leaf], value, path)
 
 
-def variant_config(variant: Variant, partition: int):
+def variant_config(variant: Variant, partition: Optional[int] = None):
+  """The variant's config (its overrides applied), at `partition` when given."""
   config = config_util.load_config(variant.config)
   apply_overrides(config, variant.overrides)
-  config.partition = partition
+  if partition is not None:
+    config.partition = partition
   return config
+
+
+def _run_or_read(config, workdir: pathlib.Path, label: str) -> dict:
+  """results.json of the run in `workdir`: read back when finished (same config), else run."""
+  finished = workdir / "results.json"
+  if finished.exists():
+    loop.check_same_config(config, workdir)
+    return json.loads(finished.read_text())
+  print(f"== {label} -> {workdir}", flush=True)
+  return loop.run(config, workdir)
 
 
 def run_variant(variant: Variant, partitions: Sequence[int], root) -> list[dict]:
   """results.json of each partition's run (trained here unless already finished)."""
-  results = []
-  for partition in partitions:
-    config = variant_config(variant, partition)
-    workdir = pathlib.Path(root) / variant.name / f"partition{partition}"
-    finished = workdir / "results.json"
-    if finished.exists():
-      loop.check_same_config(config, workdir)
-      results.append(json.loads(finished.read_text()))
-    else:
-      print(f"== {variant.name} partition {partition} -> {workdir}", flush=True)
-      results.append(loop.train_and_evaluate(config, workdir))
-  return results
+  return [_run_or_read(variant_config(variant, partition),
+                       pathlib.Path(root) / variant.name / f"partition{partition}",
+                       f"{variant.name} partition {partition}") for partition in partitions]
 
 
 def run_seeds_variant(variant: Variant, root) -> dict:
   """One variant as one multi-seed run (config.num_seeds, vmapped for DA-IMRN) in root/<name>;
   read back when that workdir already holds its results."""
-  config = config_util.load_config(variant.config)
-  apply_overrides(config, variant.overrides)
-  workdir = pathlib.Path(root) / variant.name
-  if (workdir / "results.json").exists():
-    loop.check_same_config(config, workdir)
-    return json.loads((workdir / "results.json").read_text())
-  print(f"== {variant.name} ({config.num_seeds} seeds) -> {workdir}", flush=True)
-  return loop.run(config, workdir)
+  config = variant_config(variant)
+  return _run_or_read(config, pathlib.Path(root) / variant.name,
+                      f"{variant.name} ({config.num_seeds} seeds)")
 
 
 # The DA-IMRN paper's ablation (its attention modules, interaction and multi-scale blocks).
