@@ -19,7 +19,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from hsi_jax import models, parallel
 from hsi_jax.data import scenes
-from hsi_jax.train import state as state_lib
+from hsi_jax.train import optim, state as state_lib
 from hsi_jax.train import pixel_step
 from hsi_jax.train import step as step_lib
 
@@ -62,7 +62,7 @@ def benchmark(config, steps: int = 10, warmup: int = 2, infer_batch: int = 64) -
   scene = scenes.get_scene(config.scene)
   batch = config.train.batch_size
   model = models.build_model(config.model, scene.num_classes)
-  optimizer = state_lib.make_optimizer(config.train, steps_per_epoch=100)
+  optimizer = optim.make_optimizer(config.train, steps_per_epoch=100)
   rng = np.random.default_rng(0)
   if name == "da_imrn":
     make_inputs, train_step = _window_inputs, step_lib.make_train_step(model, optimizer, config.train)
@@ -110,7 +110,7 @@ def benchmark_seeds(config, num_seeds: int, epochs: int = 2) -> dict:
   host = tasks.window_data(config, scene.cube, split)
   patch, augment = config.split.patch, tasks.uses_augmentation(config, split)
   model = models.build_model(config.model, scene.num_classes)
-  make_optimizer = lambda steps: state_lib.make_optimizer(config.train, steps)  # noqa: E731
+  make_optimizer = lambda steps: optim.make_optimizer(config.train, steps)  # noqa: E731
   init = state_lib.make_init(model, make_optimizer(1),
                              (jnp.zeros((1, patch, patch, scene.cube.shape[-1]), jnp.float32),))
   keys = jax.random.split(jax.random.key(config.seed), num_seeds)

@@ -106,12 +106,15 @@ def da_imrn_sections(config, *, band_strides, valid_kernels, runlocal: bool) -> 
   ))
   config.data.standardize = False  # faithful: raw digital numbers (decision 3)
   config.train = ml_collections.ConfigDict(dict(
-      optimizer="nadam", batch_size=16, epochs=100, learning_rate=1e-3, lr_decay=0.1, lr_decay_every=20,
+      optimizer="keras_nadam",  # Keras-2 Nadam with its momentum schedule; "nadam" = optax's
+      batch_size=16, epochs=100, learning_rate=1e-3, lr_decay=0.1, lr_decay_every=20,
       patience=15, focal_gamma=2.0, focal_alpha=0.5,
+      window_labels="block",        # each window trained on its own block's labels; "final_map"
       loss_reduction="all_pixels",  # faithful; "labelled": mean over labelled pixels only
       augment=True,                 # the partition's flipped copy of every kept window
       val_metric="labelled",        # decision 5; "keras_all_pixels" = the code's contaminated metric
       eval_batch_size=256,
+      checkpoint_every=1,           # epochs between `latest` checkpoints (resume points)
   ))
   if runlocal:
     config.model.width = 0.25
@@ -141,6 +144,7 @@ def ssan_sections(config, *, model: str, runlocal: bool) -> None:
       steps=10_000, eval_every=1_000,  # best-on-validation every 1,000 iterations
       patience=10,                     # in evaluation rounds: 10 = never stops early, as the code
       eval_batch_size=1024,
+      checkpoint_every=1,              # rounds between `latest` checkpoints (resume points)
   ))
   if runlocal:
     config.model.update(gru_units=32, attention_size=16, conv_features=(8, 16), fc_units=128,

@@ -8,8 +8,8 @@ import numpy as np
 import optax
 
 from hsi_jax import config_util, models, parallel
-from hsi_jax.data import io, patches, split_files
-from hsi_jax.train import state as state_lib
+from hsi_jax.data import io, patches, split_files, splits
+from hsi_jax.train import optim, state as state_lib
 from hsi_jax.train import step as step_lib
 
 config = config_util.load_config(sys.argv[2])
@@ -19,17 +19,17 @@ patch, windows = config.split.patch, 40  # 80 examples with flips: 5 steps of 16
 mesh = parallel.make_mesh()
 data = parallel.replicate(step_lib.DeviceData(
     cube=patches.pad_scene(scene.cube / 1000.0, patch),
-    train_labels=patches.pad_scene(split.train, patch),
-    train_origins=patches.window_origins(split.train_windows[:windows], patch),
+    train_labels=split.train_window_labels[:windows],
+    train_origins=splits.window_origins(split.train_windows[:windows], patch),
     train_flips=split.train_flips[:windows],
-    val_origins=patches.window_origins(split.val_windows, patch), num_windows=np.int32(windows)),
+    val_origins=splits.window_origins(split.val_windows, patch), num_windows=np.int32(windows)),
     mesh)
 model = models.build_model(config.model, scene.num_classes)
 predict = step_lib.make_predict(model, patch, mesh, 64)
 out = {"devices": jax.device_count()}
 # The run's own optimiser (Nadam), and plain SGD: Adam-type updates turn 1e-7 differences in
 # near-zero gradients into lr-sized ones, so parameters are compared after SGD.
-for name, make_optimizer in (("nadam", lambda steps: state_lib.make_optimizer(config.train, steps)),
+for name, make_optimizer in (("nadam", lambda steps: optim.make_optimizer(config.train, steps)),
                              ("sgd", lambda steps: optax.sgd(0.01))):
   optimizer = make_optimizer(5)
   state = parallel.replicate(state_lib.init_state(

@@ -13,7 +13,7 @@ import pytest
 
 from hsi_jax import config_util, models, parallel
 from hsi_jax.data import split_files
-from hsi_jax.train import loop, seeds, state as state_lib, step as step_lib, tasks
+from hsi_jax.train import loop, optim, seeds, state as state_lib, step as step_lib, tasks
 
 from conftest import REPO
 
@@ -65,7 +65,7 @@ def test_epoch_order_does_not_depend_on_padding():
 def test_a_batch_of_padding_changes_nothing():
   config = _tiny()
   model = models.build_model(config.model, 16)
-  optimizer = state_lib.make_optimizer(config.train, 10)
+  optimizer = optim.make_optimizer(config.train, 10)
   x = jnp.ones((4, 4, 4, 200), jnp.float32)
   state = state_lib.init_state(model, optimizer, jax.random.key(0), (x[:1],))
   step = jax.jit(step_lib.make_train_step(model, optimizer, config.train))
@@ -98,7 +98,7 @@ def test_vmapped_epoch_equals_separate_epochs(indian_pines):
                               num_windows=np.int32(windows)))
   mesh = parallel.make_mesh()
   model = models.build_model(config.model, 16)
-  make_optimizer = functools.partial(state_lib.make_optimizer, config.train)
+  make_optimizer = functools.partial(optim.make_optimizer, config.train)
   init = state_lib.make_init(model, make_optimizer(1), (jnp.zeros((1, 4, 4, 200)),))
   epoch = step_lib.make_train_epoch(model, make_optimizer, config.train, 4, mesh, True, jit=False)
   keys = [jax.random.key(1), jax.random.key(2)]

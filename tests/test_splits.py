@@ -56,13 +56,19 @@ def test_blocks_sets_disjoint_and_leakage_free(scene, block_splits, ground_truth
     report = audit.audit(split.train_windows, {"val": split.val, "test": split.test},
                          ground_truths[scene].num_classes)
     assert report["val"]["inside_total"] == 0 and report["test"]["inside_total"] == 0
-    # Every training input window is p x p inside the scene, holds a train pixel, and only
-    # train / leaked / unlabelled pixels.
+    # Every training input window is p x p inside the scene and carries labels of its own (at
+    # most k_keep, each the ground truth of a train or leaked pixel).
     w = split.train_windows
     assert np.all(w[:, 2] - w[:, 0] == p) and np.all(w[:, 3] - w[:, 1] == p)
     assert w.min() >= 0 and np.all(w[:, 2] <= gt.shape[0]) and np.all(w[:, 3] <= gt.shape[1])
-    for r0, c0, r1, c1 in w:
-      assert np.any(split.train[r0:r1, c0:c1] > 0)
+    labels = split.train_window_labels
+    assert labels.shape == (len(w), p, p) and labels.dtype == np.int32
+    training_region = (split.train > 0) | (split.leaked > 0)
+    for (r0, c0, r1, c1), window_labels in zip(w, labels):
+      assert 0 < np.count_nonzero(window_labels) <= config.split.k_keep
+      labelled = window_labels > 0
+      assert np.all(window_labels[labelled] == gt[r0:r1, c0:c1][labelled])
+      assert np.all(training_region[r0:r1, c0:c1][labelled])
     assert set(np.unique(split.train_flips)) <= {0, 1}
     assert len(split.train_flips) == len(w)
     # Val windows hold val pixels only (plus context that is not test).
@@ -92,6 +98,41 @@ def test_blocks_close_to_official_partitions(scene, block_splits, ground_truths)
   if scene != "sv":  # SV draws 1-4 val blocks per class: per-class val is too noisy to compare.
     assert np.all(np.abs(val - official_val) <= np.maximum(0.6 * official_val, 10)), val
     assert np.corrcoef(val, official_val)[0, 1] > 0.97
+
+
+# Means over the official shipped partitions IP_1..IP_5 (made with k_keep 8, 0.15, 0.06).
+OFFICIAL_IP_TOTALS = dict(train_windows=884.8, leaked=3318.4, test=4550.6, train=1187.8,
+                          val=1144.4)
+
+
+def test_ip_defaults_match_official_partition_totals(block_splits):
+  ours = [dict(train_windows=len(s.train_windows), leaked=np.count_nonzero(s.leaked),
+               test=np.count_nonzero(s.test), train=np.count_nonzero(s.train),
+               val=np.count_nonzero(s.val)) for s in block_splits["ip"]]
+  for name, official in OFFICIAL_IP_TOTALS.items():
+    mean = np.mean([o[name] for o in ours])
+    assert abs(mean - official) <= 0.04 * official, (name, mean, official)
+
+
+def test_window_labels_are_each_blocks_own(block_splits, ground_truths):
+  """Where train blocks overlap, a pixel kept by one block and leaked by a later one is still
+  supervised in the first block's windows: labels that the final train map does not hold."""
+  gt = ground_truths["ip"].gt
+  for split in block_splits["ip"]:
+    final = splits.map_window_labels(split.train, split.train_windows, 4)
+    block = split.train_window_labels
+    rows = np.broadcast_to(split.train_windows[:, 0, None, None] + np.arange(4)[None, :, None],
+                           block.shape)
+    cols = np.broadcast_to(split.train_windows[:, 1, None, None] + np.arange(4)[None, None, :],
+                           block.shape)
+    np.testing.assert_array_equal(final, split.train[rows, cols])  # the final-map rule
+    only_block = (block > 0) & (final == 0)
+    assert only_block.any()
+    # Those pixels are leaked in the final maps, never val or test.
+    assert np.all(split.leaked[rows[only_block], cols[only_block]] == gt[rows, cols][only_block])
+    distinct_block = np.unique((rows * gt.shape[1] + cols)[block > 0]).size
+    distinct_final = np.unique((rows * gt.shape[1] + cols)[final > 0]).size
+    assert distinct_block > distinct_final
 
 
 def test_same_seed_same_split_different_seed_differs(ground_truths):

@@ -13,7 +13,7 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from hsi_jax import config_util
-from hsi_jax.data import patches, split_files
+from hsi_jax.data import patches, split_files, splits
 from hsi_jax.evaluate import metrics, predict
 from hsi_jax.train import losses, loop
 
@@ -60,7 +60,7 @@ def test_scene_tiles_cover_every_pixel_grid_first():
 
 def test_window_origins_of_clipped_patches():
   windows = np.array([[0, 0, 3, 2], [5, 6, 9, 10], [141, 142, 145, 145]])
-  assert patches.window_origins(windows, 4).tolist() == [[-1, -2], [5, 6], [141, 142]]
+  assert splits.window_origins(windows, 4).tolist() == [[-1, -2], [5, 6], [141, 142]]
 
 
 @pytest.fixture(scope="module")

@@ -7,19 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def window_origins(windows: np.ndarray, patch: int) -> np.ndarray:
-  """(N, 2) top-left corners of p x p windows from split windows (N, 4) half-open.
-
-  A pixel-centred window clipped at the top / left edge started before row / col 0; its true
-  origin is row1 - p (negative). Gather from a scene padded by `patch` on every side.
-  """
-  windows = np.asarray(windows, np.int64)
-  r0, c0, r1, c1 = windows.T
-  rows = np.where((r1 - r0 < patch) & (r0 == 0), r1 - patch, r0)
-  cols = np.where((c1 - c0 < patch) & (c0 == 0), c1 - patch, c0)
-  return np.stack([rows, cols], axis=1).astype(np.int32)
-
-
 def pad_scene(array: np.ndarray, patch: int) -> np.ndarray:
   """Zero-pads the two spatial axes by `patch` (origins are then shifted by `patch`)."""
   pad = [(patch, patch), (patch, patch)] + [(0, 0)] * (array.ndim - 2)

@@ -61,7 +61,8 @@ def load_split(path: os.PathLike) -> splits.Split:
   if not path.is_file():
     raise FileNotFoundError(f"No split file at {path}; make one with launch/make_splits.py.")
   with np.load(path) as data:
-    missing = [n for n in splits.MAP_NAMES + splits.WINDOW_NAMES if n not in data.files]
+    missing = [n for n in splits.MAP_NAMES + splits.WINDOW_NAMES + ("train_window_labels",)
+               if n not in data.files]
     if missing:
       raise splits.SplitError(f"{path} is not a split.npz: arrays {missing} are missing "
                               f"(present: {data.files}).")
@@ -71,8 +72,7 @@ def load_split(path: os.PathLike) -> splits.Split:
   info = {}
   if info_path.is_file():
     info = json.loads(info_path.read_text())
-  return splits.Split(info=info, **{k: v for k, v in arrays.items() if k in
-                                    splits.MAP_NAMES + splits.WINDOW_NAMES + ("train_flips",)})
+  return splits.Split(info=info, **{k: v for k, v in arrays.items() if k in splits.ARRAY_NAMES})
 
 
 def format_summary(info: dict) -> str:

@@ -13,16 +13,19 @@ the same split, bit for bit, on every machine. Neither needs the cube.
   1 = left-right) for its augmented copy. Train blocks are then erased from the map; validation
   blocks (centres drawn at the start, from the full map, as the official code does) take every
   labelled pixel left in them; the rest are test pixels, scored on non-overlapping p x p tiles from
-  the top-left corner (a border narrower than p is never tested, as in the code). Overlapping train
-  blocks: the last block written decides whether a pixel is train or leaked; windows left with no
-  train pixel by that are dropped. The attempt is repeated until train and val totals lie in
-  `accept` and every class has a train pixel; otherwise an error names the closest totals.
-  No val or test pixel lies inside any training window (tested).
+  the top-left corner (a border narrower than p is never tested, as in the code). Each kept window
+  carries the train labels of its own block (`train_window_labels`, as the official saved windows
+  do): where train blocks overlap, a pixel kept by one block and leaked by another is supervised in
+  the first block's windows. The `train` / `leaked` maps keep the last block written (the official
+  counts). The attempt is repeated until train and val totals lie in `accept` and every class has a
+  train pixel; otherwise an error names the closest totals. No val or test pixel lies inside any
+  training window (tested).
 * `pixels` -- random pixels per class: `per_class` pixels (or a `fraction` of each class) for
   training, then `val_per_class` for validation, the rest test (the SSAN protocol: 100/100/rest).
   A class too small for the request gives at most half its pixels to train and half of the rest
   to val (recorded in `capped_classes`). Windows are the `patch` x `patch` inputs around each pixel,
-  clipped to the scene -- they overlap test pixels, which `audit.py` reports.
+  clipped to the scene -- they overlap test pixels, which `audit.py` reports. Their window labels
+  are the train map inside each p x p window.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from hsi_jax.data import scenes as scenes_lib
 PROTOCOLS = ("blocks", "pixels")
 MAP_NAMES = ("train", "leaked", "val", "test")
 WINDOW_NAMES = ("train_windows", "val_windows", "test_tiles")
+ARRAY_NAMES = MAP_NAMES + WINDOW_NAMES + ("train_flips", "train_window_labels")
 
 
 class SplitError(ValueError):
@@ -67,7 +71,8 @@ class PixelsParams:
 class Split:
   """Maps are (H, W) int32 class ids (0 = not in that set); windows (N, 4) int32 half-open
   (row0, col0, row1, col1); `train_flips` (N,) int8: flip axis of each train window's augmented
-  copy (-1 = no augmentation)."""
+  copy (-1 = no augmentation); `train_window_labels` (N, p, p) int32: the class ids each train
+  window is trained on (0 = no label), before the flip."""
   train: np.ndarray
   leaked: np.ndarray
   val: np.ndarray
@@ -76,10 +81,11 @@ class Split:
   val_windows: np.ndarray
   test_tiles: np.ndarray
   train_flips: np.ndarray
+  train_window_labels: np.ndarray
   info: dict  # protocol, seed, parameters, attempts, ... (JSON-serialisable)
 
   def arrays(self) -> dict[str, np.ndarray]:
-    return {name: getattr(self, name) for name in MAP_NAMES + WINDOW_NAMES + ("train_flips",)}
+    return {name: getattr(self, name) for name in ARRAY_NAMES}
 
   def content_hash(self) -> str:
     """sha256 over every array (name, dtype, shape, bytes): equal hashes = identical splits."""
@@ -145,7 +151,7 @@ def _blocks_attempt(gt, candidates, n_train_blocks, n_val_blocks, rng, params: B
   train_map = np.zeros_like(gt)
   leaked_map = np.zeros_like(gt)
   train_corners = np.stack(np.divmod(train_centres, width), axis=1) - half  # (n, 2) row0, col0
-  block_train = np.zeros((len(train_corners), bs, bs), bool)
+  block_labels = np.zeros((len(train_corners), bs, bs), gt.dtype)  # each block's own train labels
   for b, (r0, c0) in enumerate(train_corners):
     block = gt[r0:r0 + bs, c0:c0 + bs]
     kept = block.copy()
@@ -155,18 +161,19 @@ def _blocks_attempt(gt, candidates, n_train_blocks, n_val_blocks, rng, params: B
       kept.flat[leaked] = 0
     train_map[r0:r0 + bs, c0:c0 + bs] = kept           # later blocks overwrite earlier ones
     leaked_map[r0:r0 + bs, c0:c0 + bs] = block - kept
-    block_train[b] = kept > 0
+    block_labels[b] = kept
 
   # Global alternation over the non-empty windows of all blocks, in block then row-major order.
   offsets = bs - p + 1
-  nonempty = (_window_sums(block_train, p) > 0).reshape(-1)
+  nonempty = (_window_sums(block_labels > 0, p) > 0).reshape(-1)
   kept = nonempty & ((np.cumsum(nonempty) - 1) % 2 == 0)
   block_index, offset_index = np.divmod(np.flatnonzero(kept), offsets * offsets)
-  origin = train_corners[block_index] + np.stack(np.divmod(offset_index, offsets), axis=1)
+  offset = np.stack(np.divmod(offset_index, offsets), axis=1)
+  origin = train_corners[block_index] + offset
   train_windows = np.concatenate([origin, origin + p], axis=1).astype(np.int32)
-  # Drop windows whose train pixels a later overlapping block turned into leaked ones.
-  still_train = _window_sums(train_map > 0, p)[train_windows[:, 0], train_windows[:, 1]] > 0
-  train_windows = train_windows[still_train]
+  rows = offset[:, 0, None, None] + np.arange(p)[None, :, None]
+  cols = offset[:, 1, None, None] + np.arange(p)[None, None, :]
+  window_labels = block_labels[block_index[:, None, None], rows, cols].astype(np.int32)
   train_flips = rng.integers(0, 2, size=len(train_windows), dtype=np.int8)
 
   remaining = gt.copy()
@@ -193,7 +200,7 @@ def _blocks_attempt(gt, candidates, n_train_blocks, n_val_blocks, rng, params: B
   tiles = np.stack([tile_rows * p, tile_cols * p], axis=1)
   test_tiles = np.concatenate([tiles, tiles + p], axis=1).astype(np.int32)
   split = Split(train_map, leaked_map, val_map, test_map, train_windows, val_windows, test_tiles,
-                train_flips, info={})
+                train_flips, window_labels, info={})
   untested = int(np.count_nonzero(remaining) - np.count_nonzero(test_map))
   return split, untested
 
@@ -286,7 +293,31 @@ def _pixels_split(gt, num_classes, rng, params: PixelsParams) -> Split:
                                    gt.shape, params.patch) for name in maps}
   return Split(maps["train"], np.zeros_like(gt), maps["val"], maps["test"], windows["train"],
                windows["val"], windows["test"], np.full(len(windows["train"]), -1, np.int8),
+               map_window_labels(maps["train"], windows["train"], params.patch),
                info={"capped_classes": capped})
+
+
+def window_origins(windows: np.ndarray, patch: int) -> np.ndarray:
+  """(N, 2) top-left corners of p x p windows from split windows (N, 4) half-open.
+
+  A pixel-centred window clipped at the top / left edge started before row / col 0; its true
+  origin is row1 - p (negative).
+  """
+  windows = np.asarray(windows, np.int64).reshape(-1, 4)
+  r0, c0, r1, c1 = windows.T
+  rows = np.where((r1 - r0 < patch) & (r0 == 0), r1 - patch, r0)
+  cols = np.where((c1 - c0 < patch) & (c0 == 0), c1 - patch, c0)
+  return np.stack([rows, cols], axis=1).astype(np.int32)
+
+
+def map_window_labels(label_map: np.ndarray, windows: np.ndarray, patch: int) -> np.ndarray:
+  """(N, p, p) int32: `label_map` (H, W) inside each p x p window (0 outside the scene) -- the
+  final-map rule, where one map decides every window's labels."""
+  padded = np.pad(label_map, patch)
+  origins = window_origins(windows, patch) + patch
+  rows = origins[:, 0, None, None] + np.arange(patch)[None, :, None]
+  cols = origins[:, 1, None, None] + np.arange(patch)[None, None, :]
+  return padded[rows, cols].astype(np.int32)
 
 
 def params_from_config(split_config) -> tuple[str, object]:

@@ -170,7 +170,8 @@ def train_and_evaluate(config, workdir) -> dict:
                        float(loop["train_seconds"]) + seconds)
     if improved:
       checkpoints.save("best", epoch, {"state": state})
-    checkpoints.save("latest", epoch, {"state": state, "loop": loop})
+    if (epoch + 1) % config.train.checkpoint_every == 0:
+      checkpoints.save("latest", epoch, {"state": state, "loop": loop})
     append_metrics(metrics_path, dict(epoch=epoch, step=(epoch + 1) * task.steps_per_round,
                                       loss=loss, val_accuracy=val_acc, val_pixels=counted,
                                       seconds=round(seconds, 3)))

@@ -35,9 +35,9 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from hsi_jax import checkpoint, fileutil, models, parallel, sweep
-from hsi_jax.data import io, patches
+from hsi_jax.data import io, patches, splits as splits_lib
 from hsi_jax.evaluate import predict as predict_lib
-from hsi_jax.train import loop, state as state_lib, step as step_lib, tasks
+from hsi_jax.train import loop, optim, state as state_lib, step as step_lib, tasks
 
 SEEDS_OVER = ("init", "partitions")
 
@@ -75,7 +75,7 @@ def stack_padded(trees: list[step_lib.DeviceData]) -> step_lib.DeviceData:
     return np.stack([np.concatenate([a, np.full((rows - len(a),) + a.shape[1:], value, a.dtype)])
                      for a in arrays])
   return step_lib.DeviceData(
-      cube=np.stack([t.cube for t in trees]), train_labels=np.stack([t.train_labels for t in trees]),
+      cube=np.stack([t.cube for t in trees]), train_labels=pad_rows([t.train_labels for t in trees], 0),
       train_origins=pad_rows([t.train_origins for t in trees], 0),
       train_flips=pad_rows([t.train_flips for t in trees], -1),
       val_origins=pad_rows([t.val_origins for t in trees], 0),
@@ -115,7 +115,7 @@ def train_seeds(config, workdir) -> dict:
 
   patch, train_config = config.split.patch, config.train
   model = models.build_model(config.model, scene.num_classes)
-  make_optimizer = functools.partial(state_lib.make_optimizer, train_config)
+  make_optimizer = functools.partial(optim.make_optimizer, train_config)
   init = state_lib.make_init(model, make_optimizer(1),
                              (jnp.zeros((1, patch, patch, scene.cube.shape[-1]), jnp.float32),))
   keys = [jax.random.key(c.seed) for c in padded_configs]
@@ -134,7 +134,7 @@ def train_seeds(config, workdir) -> dict:
   select = jax.jit(_select)
 
   val_labels = [patches.pad_scene(s.val, patch) for s in splits]
-  val_origins = [patches.window_origins(s.val_windows, patch) for s in splits]
+  val_origins = [splits_lib.window_origins(s.val_windows, patch) for s in splits]
   checkpoints = checkpoint.Checkpoints(workdir)
   progress = dict(epoch=np.asarray(0, np.int64), best_val=np.full(num_real, -1.0),
                   best_epoch=np.full(num_real, -1, np.int64), stopped=np.zeros(num_real, bool),
@@ -177,8 +177,9 @@ def train_seeds(config, workdir) -> dict:
     progress["epoch"] = np.asarray(epoch + 1, np.int64)
     progress["train_seconds"] = np.asarray(float(progress["train_seconds"]) + seconds)
     progress["epochs_run"] = np.where(active, epoch + 1, progress["epochs_run"])
-    checkpoints.save("latest", epoch, {"states": states, "best": best_states,
-                                       "progress": progress})
+    if (epoch + 1) % train_config.checkpoint_every == 0:
+      checkpoints.save("latest", epoch, {"states": states, "best": best_states,
+                                         "progress": progress})
     loop.append_metrics(metrics_path, dict(
         epoch=epoch, loss=losses.tolist(), val_accuracy=val_acc.tolist(),
         active=active.tolist(), seconds=round(seconds, 3)))

@@ -21,31 +21,6 @@ class TrainState:
     return {"params": self.params, "batch_stats": self.batch_stats}
 
 
-OPTIMIZERS = ("nadam", "adam", "sgd")
-
-
-def make_optimizer(train_config, steps_per_epoch: int) -> optax.GradientTransformation:
-  """`nadam` (DA-IMRN, decision 7): learning rate x `lr_decay` every `lr_decay_every` epochs.
-  `adam` (SSAN): constant learning rate, TF defaults (b1 0.9, b2 0.999, eps 1e-8). `sgd`: plain
-  SGD with nadam's step decay (its updates are linear in the gradients, so float-level differences
-  stay float-level: the optimiser of the equivalence tests)."""
-  name = train_config.optimizer
-  if name not in OPTIMIZERS:
-    raise ValueError(f"train.optimizer must be one of {OPTIMIZERS}, got {name!r}.")
-  if name == "adam":
-    return optax.adam(train_config.learning_rate, b1=0.9, b2=0.999, eps=1e-8)
-  every = jnp.maximum(train_config.lr_decay_every * steps_per_epoch, 1)
-  num_decays = train_config.epochs // train_config.lr_decay_every
-  decay = jnp.float32(train_config.lr_decay)
-
-  def schedule(count):  # steps_per_epoch may be traced (seeds.py: one per partition)
-    return train_config.learning_rate * decay ** jnp.minimum(count // every, num_decays)
-
-  if name == "sgd":
-    return optax.sgd(schedule)
-  return optax.nadam(schedule, b1=0.9, b2=0.999, eps=1e-8)
-
-
 def make_init(model, optimizer, example: tuple):
   """init(rng) -> TrainState for model inputs shaped like the arrays in `example` (pure)."""
   def init(rng):

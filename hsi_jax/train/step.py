@@ -28,7 +28,8 @@ from hsi_jax.train.state import TrainState
 class DeviceData:
   """Everything a run reads, on the device. Maps padded by `patch` on each side (patches.pad_scene).
 
-  cube (H+2p, W+2p, B) float32; train_labels (H+2p, W+2p) int32; train_origins (N, 2), train_flips
+  cube (H+2p, W+2p, B) float32; train_labels (N, p, p) int32: the class ids each train window is
+  trained on (0 = none; tasks.window_labels picks the rule); train_origins (N, 2), train_flips
   (N,) int8 (-1 = no augmented copy); val_origins (M, 2) int32 (scored on the host:
   window_accuracy); num_windows () int32: the first num_windows rows of train_origins are real (the
   rest pad a seed to the longest partition when several are trained together, seeds.py).
@@ -115,7 +116,7 @@ def make_train_epoch(model, make_optimizer, train_config, patch: int, mesh: Mesh
       flip_code = jnp.where(example >= num_windows, data.train_flips[window], -1)
       origins = data.train_origins[window]
       x = patches.flip(patches.gather(data.cube, origins, patch), flip_code)
-      y = patches.flip(patches.gather(data.train_labels, origins, patch), flip_code)
+      y = patches.flip(data.train_labels[window], flip_code)
       x, y, weight = jax.lax.with_sharding_constraint((x, y, weight), batch_sharding)
       return train_step(state, x, y, weight)
 

@@ -22,7 +22,7 @@ import numpy as np
 from hsi_jax import models, parallel
 from hsi_jax.data import io, patches, pixel_inputs, preprocess, splits as splits_lib
 from hsi_jax.evaluate import predict as predict_lib
-from hsi_jax.train import pixel_step, state as state_lib, step as step_lib
+from hsi_jax.train import optim, pixel_step, state as state_lib, step as step_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,15 +45,30 @@ def make_task(config, scene: io.SceneData, split: splits_lib.Split, mesh) -> Tas
   return pixel_task(config, scene, split, mesh)
 
 
+WINDOW_LABEL_RULES = ("block", "final_map")
+
+
+def window_labels(config, split: splits_lib.Split) -> np.ndarray:
+  """(N, p, p) labels each train window is trained on. `block` (faithful): the labels of the
+  window's own block, as the split recorded them; `final_map`: the split's `train` map, where a
+  later overlapping block decides whether a pixel is train or leaked."""
+  rule = config.train.window_labels
+  if rule == "block":
+    return split.train_window_labels
+  if rule == "final_map":
+    return splits_lib.map_window_labels(split.train, split.train_windows, config.split.patch)
+  raise ValueError(f"train.window_labels must be one of {WINDOW_LABEL_RULES}, got {rule!r}.")
+
+
 def window_data(config, cube: np.ndarray, split: splits_lib.Split) -> step_lib.DeviceData:
-  """DA-IMRN's inputs on the host (scene and maps padded by the window side p)."""
+  """DA-IMRN's inputs on the host (the scene padded by the window side p)."""
   patch = config.split.patch
   if config.data.standardize:
     cube = preprocess.standardize(cube, split.train)
   return step_lib.DeviceData(
-      cube=patches.pad_scene(cube, patch), train_labels=patches.pad_scene(split.train, patch),
-      train_origins=patches.window_origins(split.train_windows, patch),
-      train_flips=split.train_flips, val_origins=patches.window_origins(split.val_windows, patch),
+      cube=patches.pad_scene(cube, patch), train_labels=window_labels(config, split),
+      train_origins=splits_lib.window_origins(split.train_windows, patch),
+      train_flips=split.train_flips, val_origins=splits_lib.window_origins(split.val_windows, patch),
       num_windows=np.int32(len(split.train_windows)))
 
 
@@ -70,7 +85,7 @@ def window_task(config, scene, split, mesh) -> Task:
   val_labels = patches.pad_scene(split.val, patch)
   augment = uses_augmentation(config, split)
   model = models.build_model(config.model, scene.num_classes)
-  make_optimizer = functools.partial(state_lib.make_optimizer, config.train)
+  make_optimizer = functools.partial(optim.make_optimizer, config.train)
   optimizer = make_optimizer(1)  # the state's structure; the schedule comes in train_epoch
   key = jax.random.key(config.seed)
   train_epoch = step_lib.make_train_epoch(model, make_optimizer, config.train, patch, mesh, augment)
@@ -126,7 +141,7 @@ def pixel_task(config, scene, split, mesh) -> Task:
   if config.train.steps % steps:
     raise ValueError(f"train.steps ({config.train.steps}) must be a multiple of train.eval_every "
                      f"({steps}).")
-  optimizer = state_lib.make_optimizer(config.train, steps)
+  optimizer = optim.make_optimizer(config.train, steps)
   key = jax.random.key(config.seed)
   train_round = pixel_step.make_pixel_train_round(model, optimizer, config.train.batch_size, steps,
                                                   size, mesh)

@@ -1,0 +1,86 @@
+"""Optimisers: Keras-2 Nadam (DA-IMRN's, with its momentum schedule), optax's Nadam, Adam, SGD.
+
+Keras-2 Nadam (the optimiser of the official DA-IMRN code; docs/decisions.md, "Optimiser") differs
+from `optax.nadam`: its momentum coefficient follows a schedule,
+  mu_t = b1 (1 - 0.5 * 0.96 ** (schedule_decay * t)),   t = 1, 2, ...
+and the update mixes the current gradient and the first moment with weights taken from that
+schedule and the running product P_t = mu_1 ... mu_t:
+  m_t = b1 m + (1 - b1) g;  v_t = b2 v + (1 - b2) g^2
+  m_bar = (1 - mu_t) g / (1 - P_t) + mu_{t+1} m_t / (1 - P_t mu_{t+1})
+  update = -lr * m_bar / (sqrt(v_t / (1 - b2 ** t)) + eps).
+With b1 = 0.9 the weight on the current gradient starts at 0.55 / (1 - 0.45) and falls slowly;
+optax.nadam puts a fixed (1 - b1) / (1 - b1 ** t) on it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+OPTIMIZERS = ("keras_nadam", "nadam", "adam", "sgd")
+
+
+class KerasNadamState(NamedTuple):
+  count: jax.Array          # () int32: steps taken
+  momentum_product: jax.Array  # () float32: P_t, the product of the momentum schedule so far
+  mu: optax.Updates         # first moment
+  nu: optax.Updates         # second moment
+
+
+def keras_nadam(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+                schedule_decay: float = 0.004) -> optax.GradientTransformation:
+  """Keras-2 Nadam as an optax transformation; `learning_rate` a float or a schedule of the step
+  count (evaluated at the step being taken, counting from 0)."""
+
+  def init(params):
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    return KerasNadamState(jnp.zeros((), jnp.int32), jnp.ones((), jnp.float32), zeros,
+                           jax.tree.map(jnp.zeros_like, params))
+
+  def update(grads, state, params=None):
+    del params
+    t = (state.count + 1).astype(jnp.float32)
+    mu_t = b1 * (1.0 - 0.5 * 0.96 ** (t * schedule_decay))
+    mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1.0) * schedule_decay))
+    product = state.momentum_product * mu_t
+    product_next = product * mu_next
+    mu = jax.tree.map(lambda m, g: b1 * m + (1.0 - b1) * g, state.mu, grads)
+    nu = jax.tree.map(lambda v, g: b2 * v + (1.0 - b2) * g * g, state.nu, grads)
+    lr = learning_rate(state.count) if callable(learning_rate) else learning_rate
+
+    def one(g, m, v):
+      m_bar = (1.0 - mu_t) * g / (1.0 - product) + mu_next * m / (1.0 - product_next)
+      return -lr * m_bar / (jnp.sqrt(v / (1.0 - b2 ** t)) + eps)
+
+    updates = jax.tree.map(one, grads, mu, nu)
+    return updates, KerasNadamState(state.count + 1, product, mu, nu)
+
+  return optax.GradientTransformation(init, update)
+
+
+def make_optimizer(train_config, steps_per_epoch) -> optax.GradientTransformation:
+  """The config's optimiser. `keras_nadam` (DA-IMRN, faithful), `nadam` (optax's) and `sgd` take
+  the step decay: learning rate x `lr_decay` every `lr_decay_every` epochs (steps_per_epoch may
+  be traced: seeds.py trains partitions of different lengths together). `adam` (SSAN): constant
+  learning rate, TF defaults. `sgd`'s updates are linear in the gradients, so float-level
+  differences stay float-level: the optimiser of the equivalence tests."""
+  name = train_config.optimizer
+  if name not in OPTIMIZERS:
+    raise ValueError(f"train.optimizer must be one of {OPTIMIZERS}, got {name!r}.")
+  if name == "adam":
+    return optax.adam(train_config.learning_rate, b1=0.9, b2=0.999, eps=1e-8)
+  every = jnp.maximum(train_config.lr_decay_every * steps_per_epoch, 1)
+  num_decays = train_config.epochs // train_config.lr_decay_every
+  decay = jnp.float32(train_config.lr_decay)
+
+  def schedule(count):
+    return train_config.learning_rate * decay ** jnp.minimum(count // every, num_decays)
+
+  if name == "sgd":
+    return optax.sgd(schedule)
+  if name == "nadam":
+    return optax.nadam(schedule, b1=0.9, b2=0.999, eps=1e-8)
+  return keras_nadam(schedule, b1=0.9, b2=0.999, eps=1e-8, schedule_decay=0.004)
