@@ -1,5 +1,6 @@
 """Training and evaluation: loss, metrics, tiles, and whole runs on the real Indian Pines scene."""
 
+import io
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ from sklearn.metrics import cohen_kappa_score
 from hsi_jax import config_util
 from hsi_jax.data import patches, split_files, splits
 from hsi_jax.evaluate import metrics, predict
-from hsi_jax.train import losses, loop
+from hsi_jax.train import losses, loop, progress
 
 from conftest import REPO
 
@@ -75,7 +76,7 @@ def test_runlocal_end_to_end_on_indian_pines(runlocal_run):
   workdir, results, seconds = runlocal_run
   assert seconds < 300
   assert results["oa"] > 0.5  # 16 classes: chance is far below
-  for name in ("config.json", "split.npz", "split.json", "split.png", "metrics.jsonl",
+  for name in ("config.json", "split.npz", "split.json", "split.png", "metrics.jsonl", "curves.png",
                "results.json", "map.npy", "map.png"):
     assert (workdir / name).is_file(), name
   assert {"latest", "best"} <= set(os.listdir(workdir / "checkpoints"))
@@ -128,6 +129,15 @@ def test_resume_after_sigkill_matches_uninterrupted(runlocal_run, tmp_path):
   output, _ = resumed.communicate(timeout=300)
   assert resumed.returncode == 0, output
   assert "Resuming" in output
+  # What the run says before and during its epochs (output is a pipe: plain progress lines).
+  lines = output.splitlines()
+  order = [next(i for i, line in enumerate(lines) if line.startswith(prefix)) for prefix in
+           ("scene ip: 145x145 pixels, 200 bands", "split blocks, partition 1: train ",
+            "model da_imrn: ", "compiling the training epoch", "compiled in ")]
+  assert order == sorted(order)
+  assert "parameters" in lines[order[2]]
+  progress_lines = [line for line in lines if line.startswith("epoch ") and "patches/s" in line]
+  assert progress_lines and all("steps" in line and "ETA" in line for line in progress_lines)
   results = json.loads((tmp_path / "results.json").read_text())
   assert results["confusion_matrix"] == reference["confusion_matrix"]
   assert results["best_epoch"] == reference["best_epoch"]
@@ -194,3 +204,27 @@ def test_validation_metrics_labelled_and_keras():
   assert step.window_accuracy(predictions, padded, origins, 2) == (1, 2)
   # The official metric: all 4 pixels count; unlabelled ones predicted as class 1 are "correct".
   assert step.window_accuracy(predictions, padded, origins, 2, "keras_all_pixels") == (3, 4)
+
+
+def test_step_progress_redraws_on_a_terminal_and_prints_quarters_otherwise():
+  class Stream(io.StringIO):
+    def __init__(self, tty):
+      super().__init__()
+      self._tty = tty
+
+    def isatty(self):
+      return self._tty
+
+  for tty in (True, False):
+    stream = Stream(tty)
+    bar = progress.StepProgress(stream, min_interval=0.0)
+    bar.begin("epoch 1/3", steps=8, examples_per_step=16)
+    for step in range(8):
+      bar(np.array([step, step - 1]))  # copies of the index (vmap / devices): the largest counts
+    bar.end()
+    text = stream.getvalue()
+    if tty:
+      assert text.count("\r") >= 8 and "8/8 steps" in text
+    else:
+      assert [l.split("] ")[1].split(" steps")[0] for l in text.splitlines()] == ["2/8", "4/8",
+                                                                                  "6/8"]

@@ -68,3 +68,33 @@ def plot_map(path: os.PathLike, prediction: np.ndarray, gt: np.ndarray, title: s
   for ax in axes:
     ax.set_axis_off()
   _save(fig, path)
+
+
+def plot_curves(path: os.PathLike, records: list[dict], title: str,
+                lr_drop_epochs: tuple[int, ...] = ()) -> None:
+  """Training loss (log scale) and validation accuracy per epoch (round) from metrics.jsonl
+  records ({"epoch", "loss", "val_accuracy"}); dashed lines where the learning rate drops (the
+  first epoch run at the new rate)."""
+  epochs = np.array([r["epoch"] + 1 for r in records])
+  loss = np.array([r["loss"] for r in records], np.float64)
+  val = np.array([r["val_accuracy"] for r in records], np.float64)
+  fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(9, 3.2), gridspec_kw=dict(wspace=0.35))
+  ax_loss.plot(epochs, loss, color="#d62728", lw=1.2)
+  if len(loss) and np.all(loss > 0):
+    ax_loss.set_yscale("log")
+  ax_loss.set_ylabel("training loss")
+  ax_val.plot(epochs, val, color="#1f77b4", lw=1.2)
+  if len(val):
+    best = int(np.argmax(val))
+    ax_val.plot(epochs[best], val[best], "o", color="#1f77b4")
+    ax_val.annotate(f"best {val[best]:.4f} @ {epochs[best]}", (epochs[best], val[best]),
+                    textcoords="offset points", xytext=(4, -12), fontsize=7)
+  ax_val.set_ylabel("validation accuracy")
+  for ax in (ax_loss, ax_val):
+    ax.set_xlabel("epoch")
+    for drop in lr_drop_epochs:
+      if len(epochs) and drop <= epochs[-1]:
+        ax.axvline(drop + 0.5, color="grey", ls="--", lw=0.8)
+    ax.grid(alpha=0.3)
+  fig.suptitle(title + ("  (dashed: learning-rate drop)" if lr_drop_epochs else ""), fontsize=9)
+  _save(fig, path)

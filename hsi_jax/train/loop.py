@@ -23,7 +23,7 @@ from hsi_jax.evaluate import metrics as metrics_lib
 from hsi_jax.evaluate import plots
 from hsi_jax.models import baselines
 from hsi_jax.train import state as state_lib
-from hsi_jax.train import tasks
+from hsi_jax.train import progress, tasks
 
 
 class WorkdirError(RuntimeError):
@@ -93,6 +93,30 @@ def append_metrics(path: pathlib.Path, record: dict) -> None:
     file.write(json.dumps(record) + "\n")
 
 
+def say(message: str) -> None:
+  """A line for the user (process 0 only), flushed at once."""
+  if fileutil.is_writer():
+    print(message, flush=True)
+
+
+def scene_line(config, scene: io.SceneData) -> str:
+  labelled = int(np.count_nonzero(scene.gt))
+  low, high = float(scene.cube.min()), float(scene.cube.max())
+  return (f"scene {config.scene}: {scene.gt.shape[0]}x{scene.gt.shape[1]} pixels, "
+          f"{scene.cube.shape[-1]} bands (values {low:g}..{high:g}), {scene.num_classes} classes, "
+          f"{labelled:,} labelled pixels")
+
+
+def split_line(config, split) -> str:
+  totals = {name: int(np.count_nonzero(getattr(split, name))) for name in
+            ("train", "leaked", "val", "test")}
+  attempts = split.info.get("attempts")
+  return (f"split {config.split.protocol}, partition {config.partition}: train {totals['train']:,}"
+          f" / leaked {totals['leaked']:,} / val {totals['val']:,} / test {totals['test']:,} px; "
+          f"windows: {len(split.train_windows):,} train, {len(split.val_windows):,} val, "
+          f"{len(split.test_tiles):,} test" + (f"; accepted on attempt {attempts}" if attempts else ""))
+
+
 def _progress(epoch, epochs, loss, val_acc, loop, seconds_per_epoch):
   eta = seconds_per_epoch * (epochs - epoch - 1)
   print(f"epoch {epoch + 1:3d}/{epochs} loss {loss:.5f} val_acc {val_acc:.4f} "
@@ -126,8 +150,11 @@ def train_and_evaluate(config, workdir) -> dict:
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   prepare_workdir(config, workdir)
+  say(f"loading scene {config.scene}...")
   scene = io.load_scene(config.scene, config.data.root or None)
+  say(scene_line(config, scene))
   split = save_or_check_split(config, workdir, scene)
+  say(split_line(config, split))
   if config.model.name in baselines.NAMES:
     start = time.perf_counter()
     prediction, fit_info = baselines.fit_predict(config, scene, split)
@@ -140,6 +167,7 @@ def train_and_evaluate(config, workdir) -> dict:
   task = tasks.make_task(config, scene, split, mesh)
   state = task.init_state()
   num_params = state_lib.count_params(state)
+  say(f"model {config.model.name}: {num_params:,} parameters (with BatchNorm statistics)")
   checkpoints = checkpoint.Checkpoints(workdir)
   loop = _loop_state()
   metrics_path = workdir / "metrics.jsonl"
@@ -149,13 +177,22 @@ def train_and_evaluate(config, workdir) -> dict:
     print(f"Resuming {workdir} at epoch {int(loop['epoch']) + 1}.", flush=True)
   keep_metrics_before(metrics_path, int(loop["epoch"]))
 
+  start = time.perf_counter()
+  say(f"compiling the training {'epoch' if config.model.name == 'da_imrn' else 'round'} "
+      f"({task.steps_per_round} steps of {task.batch_size})...")
+  task.compile_round(state)
+  say(f"compiled in {time.perf_counter() - start:.1f} s")
+  curves = progress.Curves(workdir, f"{config.scene} {config.model.name}, {config.split.protocol} "
+                           f"partition {config.partition}", progress.lr_drop_epochs(config.train))
   epochs, patience = task.num_rounds, config.train.patience
   for epoch in range(int(loop["epoch"]), epochs):
     if int(loop["best_epoch"]) >= 0 and epoch - int(loop["best_epoch"]) > patience:
       break
     start = time.perf_counter()
+    task.step_progress.begin(f"epoch {epoch + 1}/{epochs}", task.steps_per_round, task.batch_size)
     state, round_metrics = task.train_round(state, epoch)
     loss = float(round_metrics["loss"])
+    task.step_progress.end()
     if not math.isfinite(loss):
       raise FloatingPointError(
           f"Training loss became {loss} in epoch {epoch + 1}; stopped. The latest checkpoint holds "
@@ -176,9 +213,11 @@ def train_and_evaluate(config, workdir) -> dict:
                                       loss=loss, val_accuracy=val_acc, val_pixels=counted,
                                       seconds=round(seconds, 3)))
     _progress(epoch, epochs, loss, val_acc, loop, float(loop["train_seconds"]) / (epoch + 1))
+    curves.update()
     if epoch - int(loop["best_epoch"]) >= patience:
-      print(f"Early stopping: no val improvement for {patience} epochs.", flush=True)
+      say(f"Early stopping: no val improvement for {patience} epochs.")
       break
+  curves.update(force=True)
 
   best = checkpoints.restore("best", {"state": state})["state"]
   checkpoints.close()

@@ -54,8 +54,10 @@ def make_pixel_train_step(model, optimizer):
   return train_step
 
 
-def make_pixel_train_round(model, optimizer, batch_size: int, steps: int, size: int, mesh: Mesh):
-  """train_round(state, data, rng) -> (state, {"loss": mean over the round}), jitted."""
+def make_pixel_train_round(model, optimizer, batch_size: int, steps: int, size: int, mesh: Mesh,
+                           on_step=None):
+  """train_round(state, data, rng) -> (state, {"loss": mean over the round}), jitted.
+  `on_step(index)`, when given, is called on the host after each step (progress.StepProgress)."""
   if batch_size % mesh.shape["data"]:
     raise ValueError(f"train.batch_size ({batch_size}) must be a multiple of the number of "
                      f"devices ({mesh.shape['data']}).")
@@ -76,7 +78,11 @@ def make_pixel_train_round(model, optimizer, batch_size: int, steps: int, size: 
       classes = data.train_classes[examples]
       spectrum, patch, classes = jax.lax.with_sharding_constraint((spectrum, patch, classes),
                                                                    batch_sharding)
-      return train_step(state, spectrum, patch, classes, jax.random.fold_in(dropout_key, index))
+      state, loss = train_step(state, spectrum, patch, classes,
+                               jax.random.fold_in(dropout_key, index))
+      if on_step is not None:
+        jax.debug.callback(on_step, index)
+      return state, loss
 
     state, losses = jax.lax.scan(step, state, (jnp.arange(steps),
                                                order.reshape(steps, batch_size)))

@@ -16,8 +16,8 @@ Devices: the mesh is (seeds, data). The seeds axis takes `config.mesh_seeds` dev
 largest divisor of the device count not above K); K is padded to a multiple of it with copies of
 seed 0 whose results are discarded. Each seed's batch is sharded over `data`.
 
-Work directory: config.json, metrics.jsonl (per epoch: lists over seeds), checkpoints/ (all seeds
-in one), seed<k>/ (split.npz / .json / .png, map.npy, map.png, results.json of that run), and
+Work directory: config.json, checkpoints/ (all seeds in one), seed<k>/ (split.npz / .json / .png,
+metrics.jsonl and curves.png up to that seed's stop, map.npy, map.png, results.json of that run), and
 results.json = {runs: [...], mean, std, ...}. The pixel models (SSAN family) run their seeds one
 after another into the same layout.
 """
@@ -37,7 +37,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from hsi_jax import checkpoint, fileutil, models, parallel, sweep
 from hsi_jax.data import io, patches, splits as splits_lib
 from hsi_jax.evaluate import predict as predict_lib
-from hsi_jax.train import loop, optim, state as state_lib, step as step_lib, tasks
+from hsi_jax.train import loop, optim, progress, state as state_lib, step as step_lib, tasks
 
 SEEDS_OVER = ("init", "partitions")
 
@@ -96,8 +96,12 @@ def train_seeds(config, workdir) -> dict:
   configs = seed_configs(config)
   if config.model.name != "da_imrn":
     return _sequential(config, configs, workdir)
+  loop.say(f"loading scene {config.scene}...")
   scene = io.load_scene(config.scene, config.data.root or None)
+  loop.say(loop.scene_line(config, scene))
   splits = [loop.save_or_check_split(c, workdir / f"seed{k}", scene) for k, c in enumerate(configs)]
+  for c, s in zip(configs, splits):
+    loop.say(f"seed{configs.index(c)} (model seed {c.seed}) " + loop.split_line(c, s))
   augment = {tasks.uses_augmentation(c, s) for c, s in zip(configs, splits)}
   if len(augment) != 1:
     raise ValueError("All partitions trained together must agree on flip augmentation.")
@@ -122,10 +126,21 @@ def train_seeds(config, workdir) -> dict:
   states = jax.jit(jax.vmap(init), out_shardings=seed_sharding)(
       jnp.stack([jax.random.fold_in(k, 0) for k in keys]))
   num_params = state_lib.count_params(jax.tree.map(lambda x: x[0], states))
+  loop.say(f"model {config.model.name}: {num_params:,} parameters (with BatchNorm statistics), "
+           f"{num_real} runs in one vmapped program, mesh {dict(mesh.shape)}")
+  step_progress = progress.StepProgress()
   epoch_fn = step_lib.make_train_epoch(model, make_optimizer, train_config, patch, mesh, augment,
-                                       jit=False)
+                                       jit=False, on_step=step_progress)
   train_epoch = jax.jit(jax.vmap(epoch_fn, spmd_axis_name="seeds"), donate_argnums=0,
                         out_shardings=(seed_sharding, parallel.replicated(mesh)))
+  copies = 2 if augment else 1
+  steps_per_epoch = -(-copies * int(host_data.train_origins.shape[1]) // train_config.batch_size)
+  start = time.perf_counter()
+  loop.say(f"compiling the training epoch ({steps_per_epoch} steps of {train_config.batch_size} "
+           f"per run)...")
+  train_epoch = train_epoch.lower(states, data, jnp.stack([tasks.round_key(k, 0) for k in keys])
+                                  ).compile()
+  loop.say(f"compiled in {time.perf_counter() - start:.1f} s")
   predict_one = step_lib.make_predict(model, patch, mesh, train_config.eval_batch_size, jit=False)
   predict = jax.jit(jax.vmap(predict_one, in_axes=(0, 0, None), spmd_axis_name="seeds"),
                     out_shardings=parallel.replicated(mesh))
@@ -136,26 +151,33 @@ def train_seeds(config, workdir) -> dict:
   val_labels = [patches.pad_scene(s.val, patch) for s in splits]
   val_origins = [splits_lib.window_origins(s.val_windows, patch) for s in splits]
   checkpoints = checkpoint.Checkpoints(workdir)
-  progress = dict(epoch=np.asarray(0, np.int64), best_val=np.full(num_real, -1.0),
+  run_state = dict(epoch=np.asarray(0, np.int64), best_val=np.full(num_real, -1.0),
                   best_epoch=np.full(num_real, -1, np.int64), stopped=np.zeros(num_real, bool),
                   epochs_run=np.zeros(num_real, np.int64), train_seconds=np.asarray(0.0))
   best_states = jax.tree.map(jnp.copy, states)  # own buffers: `states` is donated every epoch
   if checkpoints.latest_epoch("latest") is not None:
     restored = checkpoints.restore("latest", {"states": states, "best": best_states,
-                                              "progress": progress})
+                                              "progress": run_state})
     states, best_states = (parallel.put(restored[k], seed_sharding) for k in ("states", "best"))
-    progress = restored["progress"]
-    print(f"Resuming {workdir} at epoch {int(progress['epoch']) + 1}.", flush=True)
-  metrics_path = workdir / "metrics.jsonl"
-  loop.keep_metrics_before(metrics_path, int(progress["epoch"]))
+    run_state = restored["progress"]
+    print(f"Resuming {workdir} at epoch {int(run_state['epoch']) + 1}.", flush=True)
+  seed_dirs = [workdir / f"seed{k}" for k in range(num_real)]
+  for seed_dir in seed_dirs:
+    loop.keep_metrics_before(seed_dir / "metrics.jsonl", int(run_state["epoch"]))
+  curves = [progress.Curves(d, f"{c.scene} {c.model.name}, {c.split.protocol} partition "
+                            f"{c.partition}, model seed {c.seed}",
+                            progress.lr_drop_epochs(train_config)) for d, c in zip(seed_dirs, configs)]
 
-  for epoch in range(int(progress["epoch"]), train_config.epochs):
-    if progress["stopped"].all():
+  for epoch in range(int(run_state["epoch"]), train_config.epochs):
+    if run_state["stopped"].all():
       break
     start = time.perf_counter()
     round_keys = jnp.stack([tasks.round_key(k, epoch) for k in keys])
+    step_progress.begin(f"epoch {epoch + 1}/{train_config.epochs}", steps_per_epoch,
+                        num_real * train_config.batch_size)
     states, epoch_metrics = train_epoch(states, data, round_keys)
     losses = np.asarray(epoch_metrics["loss"])[:num_real]
+    step_progress.end()
     if not np.all(np.isfinite(losses)):
       raise FloatingPointError(f"Training loss became {losses} in epoch {epoch + 1}; stopped.")
     predictions = np.asarray(predict_val(states.variables, data.cube, data.val_origins))
@@ -165,28 +187,32 @@ def train_seeds(config, workdir) -> dict:
           predictions[k, :len(val_origins[k])], val_labels[k], val_origins[k], patch,
           train_config.val_metric)
       val_acc[k] = correct / max(counted, 1)
-    active = ~progress["stopped"]
-    improved = active & (val_acc > progress["best_val"])
-    progress["best_val"] = np.where(improved, val_acc, progress["best_val"])
-    progress["best_epoch"] = np.where(improved, epoch, progress["best_epoch"])
-    progress["stopped"] = progress["stopped"] | (epoch - progress["best_epoch"] >=
+    active = ~run_state["stopped"]
+    improved = active & (val_acc > run_state["best_val"])
+    run_state["best_val"] = np.where(improved, val_acc, run_state["best_val"])
+    run_state["best_epoch"] = np.where(improved, epoch, run_state["best_epoch"])
+    run_state["stopped"] = run_state["stopped"] | (epoch - run_state["best_epoch"] >=
                                                  train_config.patience)
     padded_improved = np.concatenate([improved, np.zeros(num_padded - num_real, bool)])
     best_states = select(jnp.asarray(padded_improved), states, best_states)
     seconds = time.perf_counter() - start
-    progress["epoch"] = np.asarray(epoch + 1, np.int64)
-    progress["train_seconds"] = np.asarray(float(progress["train_seconds"]) + seconds)
-    progress["epochs_run"] = np.where(active, epoch + 1, progress["epochs_run"])
+    run_state["epoch"] = np.asarray(epoch + 1, np.int64)
+    run_state["train_seconds"] = np.asarray(float(run_state["train_seconds"]) + seconds)
+    run_state["epochs_run"] = np.where(active, epoch + 1, run_state["epochs_run"])
     if (epoch + 1) % train_config.checkpoint_every == 0:
       checkpoints.save("latest", epoch, {"states": states, "best": best_states,
-                                         "progress": progress})
-    loop.append_metrics(metrics_path, dict(
-        epoch=epoch, loss=losses.tolist(), val_accuracy=val_acc.tolist(),
-        active=active.tolist(), seconds=round(seconds, 3)))
-    print(f"epoch {epoch + 1:3d}/{train_config.epochs} loss "
+                                         "progress": run_state})
+    for k in np.flatnonzero(active):  # each seed's own metrics.jsonl, up to its stop
+      loop.append_metrics(seed_dirs[k] / "metrics.jsonl", dict(
+          epoch=epoch, loss=float(losses[k]), val_accuracy=float(val_acc[k]),
+          seconds=round(seconds, 3)))
+      curves[k].update()
+    loop.say(f"epoch {epoch + 1:3d}/{train_config.epochs} loss "
           + " ".join(f"{x:.4f}" for x in losses) + " val " + " ".join(f"{x:.4f}" for x in val_acc)
-          + f" ({int(active.sum())} active) {seconds:.1f} s", flush=True)
+          + f" ({int(active.sum())} active) {seconds:.1f} s")
   checkpoints.close()
+  for seed_curves in curves:
+    seed_curves.update(force=True)
 
   origins, num_grid = predict_lib.scene_tiles(scene.gt.shape, patch)
   tiles = np.asarray(predict(best_states.variables, data.cube, origins))
@@ -194,14 +220,14 @@ def train_seeds(config, workdir) -> dict:
   for k, (single, split) in enumerate(zip(configs, splits)):
     prediction = predict_lib.assemble(tiles[k], origins, num_grid, scene.gt.shape)
     run = loop.evaluate(single, workdir / f"seed{k}", split, scene, prediction)
-    run.update(num_params=num_params, best_epoch=int(progress["best_epoch"][k]) + 1,
-               epochs_run=int(progress["epochs_run"][k]),
-               best_val_accuracy=float(progress["best_val"][k]),
-               train_seconds=round(float(progress["train_seconds"]), 2),  # shared by all seeds
+    run.update(num_params=num_params, best_epoch=int(run_state["best_epoch"][k]) + 1,
+               epochs_run=int(run_state["epochs_run"][k]),
+               best_val_accuracy=float(run_state["best_val"][k]),
+               train_seconds=round(float(run_state["train_seconds"]), 2),  # shared by all seeds
                device=jax.devices()[0].device_kind, num_devices=jax.device_count())
     fileutil.write_json(workdir / f"seed{k}" / "results.json", run)
     runs.append(run)
-  return _write_results(config, workdir, runs, float(progress["train_seconds"]), mesh)
+  return _write_results(config, workdir, runs, float(run_state["train_seconds"]), mesh)
 
 
 def _sequential(config, configs, workdir) -> dict:

@@ -89,11 +89,12 @@ def epoch_order(key, num_valid, length: int) -> jax.Array:
 
 
 def make_train_epoch(model, make_optimizer, train_config, patch: int, mesh: Mesh, augment: bool,
-                     jit: bool = True):
+                     jit: bool = True, on_step=None):
   """train_epoch(state, data, rng) -> (state, {"loss"}). `make_optimizer(steps_per_epoch)` is
   called inside (steps_per_epoch may be traced: seeds with different partitions have different
   epochs). A batch that does not divide over the mesh axis `data` is padded with weight-0 copies.
-  jit=False returns the plain function (seeds.py vmaps it)."""
+  jit=False returns the plain function (seeds.py vmaps it). `on_step(index)`, when given, is called
+  on the host after each step (progress.StepProgress)."""
   batch_size = train_config.batch_size
   batch_sharding = NamedSharding(mesh, P("data"))
   device_batch = batch_size + (-batch_size % mesh.shape["data"])
@@ -110,7 +111,7 @@ def make_train_epoch(model, make_optimizer, train_config, patch: int, mesh: Mesh
     weights = ((order < num_examples) & (jnp.arange(device_batch) < batch_size)).astype(jnp.float32)
 
     def step(state: TrainState, batch):
-      example, weight = batch
+      index, example, weight = batch
       example = jnp.where(example < num_examples, example, 0)
       window = example % num_windows
       flip_code = jnp.where(example >= num_windows, data.train_flips[window], -1)
@@ -118,9 +119,13 @@ def make_train_epoch(model, make_optimizer, train_config, patch: int, mesh: Mesh
       x = patches.flip(patches.gather(data.cube, origins, patch), flip_code)
       y = patches.flip(data.train_labels[window], flip_code)
       x, y, weight = jax.lax.with_sharding_constraint((x, y, weight), batch_sharding)
-      return train_step(state, x, y, weight)
+      state, sums = train_step(state, x, y, weight)
+      if on_step is not None:
+        jax.debug.callback(on_step, index)
+      return state, sums
 
-    state, (loss_sums, labelled, pixels) = jax.lax.scan(step, state, (order, weights))
+    state, (loss_sums, labelled, pixels) = jax.lax.scan(step, state,
+                                                        (jnp.arange(steps), order, weights))
     denominator = loss_denominator(train_config, jnp.sum(labelled), jnp.sum(pixels))
     return state, {"loss": jnp.sum(loss_sums) / denominator}
 

@@ -22,7 +22,7 @@ import numpy as np
 from hsi_jax import models, parallel
 from hsi_jax.data import io, patches, pixel_inputs, preprocess, splits as splits_lib
 from hsi_jax.evaluate import predict as predict_lib
-from hsi_jax.train import optim, pixel_step, state as state_lib, step as step_lib
+from hsi_jax.train import optim, pixel_step, progress, state as state_lib, step as step_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,12 +31,29 @@ class Task:
   train_round: Callable[[state_lib.TrainState, int], tuple[state_lib.TrainState, dict]]
   val_accuracy: Callable[[state_lib.TrainState], tuple[int, int]]  # (correct, counted)
   predict_map: Callable[[state_lib.TrainState], np.ndarray]         # (H, W) class ids 1..C
+  compile_round: Callable[[state_lib.TrainState], None]  # compiles train_round ahead of time
   num_rounds: int
   steps_per_round: int
+  batch_size: int
+  step_progress: progress.StepProgress  # called from inside train_round after each step
 
 
 def round_key(key, round_index: int):
   return jax.random.fold_in(jax.random.fold_in(key, 1), round_index)
+
+
+def compiled_rounds(round_fn, key):
+  """(compile(state, data), run(state, data, r)): round_fn (jitted) compiled ahead of time once,
+  so that the compilation is timed apart from the first round."""
+  compiled = {}
+
+  def compile_round(state, data):
+    compiled["round"] = round_fn.lower(state, data, round_key(key, 0)).compile()
+
+  def run(state, data, r):
+    return compiled.get("round", round_fn)(state, data, round_key(key, r))
+
+  return compile_round, run
 
 
 def make_task(config, scene: io.SceneData, split: splits_lib.Split, mesh) -> Task:
@@ -88,7 +105,10 @@ def window_task(config, scene, split, mesh) -> Task:
   make_optimizer = functools.partial(optim.make_optimizer, config.train)
   optimizer = make_optimizer(1)  # the state's structure; the schedule comes in train_epoch
   key = jax.random.key(config.seed)
-  train_epoch = step_lib.make_train_epoch(model, make_optimizer, config.train, patch, mesh, augment)
+  step_progress = progress.StepProgress()
+  train_epoch = step_lib.make_train_epoch(model, make_optimizer, config.train, patch, mesh, augment,
+                                          on_step=step_progress)
+  compile_round, run_round = compiled_rounds(train_epoch, key)
   predict = step_lib.make_predict(model, patch, mesh, config.train.eval_batch_size)
 
   def init_state():
@@ -107,11 +127,12 @@ def window_task(config, scene, split, mesh) -> Task:
     return predict_lib.assemble(tiles, origins, num_grid, scene.gt.shape)
 
   copies = 2 if augment else 1
-  return Task(init_state=init_state,
-              train_round=lambda state, r: train_epoch(state, data, round_key(key, r)),
+  return Task(init_state=init_state, train_round=lambda state, r: run_round(state, data, r),
               val_accuracy=val_accuracy, predict_map=predict_map,
+              compile_round=lambda state: compile_round(state, data),
               num_rounds=config.train.epochs,
-              steps_per_round=math.ceil(copies * len(split.train_windows) / config.train.batch_size))
+              steps_per_round=math.ceil(copies * len(split.train_windows) / config.train.batch_size),
+              batch_size=config.train.batch_size, step_progress=step_progress)
 
 
 def pixel_data(config, cube: np.ndarray, split: splits_lib.Split):
@@ -143,8 +164,10 @@ def pixel_task(config, scene, split, mesh) -> Task:
                      f"({steps}).")
   optimizer = optim.make_optimizer(config.train, steps)
   key = jax.random.key(config.seed)
+  step_progress = progress.StepProgress()
   train_round = pixel_step.make_pixel_train_round(model, optimizer, config.train.batch_size, steps,
-                                                  size, mesh)
+                                                  size, mesh, on_step=step_progress)
+  compile_round, run_round = compiled_rounds(train_round, key)
   predict = pixel_step.make_pixel_predict(model, size, mesh, config.train.eval_batch_size)
 
   def init_state():
@@ -161,7 +184,8 @@ def pixel_task(config, scene, split, mesh) -> Task:
     pixels = np.indices(scene.gt.shape).reshape(2, -1).T.astype(np.int32)
     return np.asarray(predict(state.params, data.spectra, data.pca, pixels)).reshape(scene.gt.shape)
 
-  return Task(init_state=init_state,
-              train_round=lambda state, r: train_round(state, data, round_key(key, r)),
+  return Task(init_state=init_state, train_round=lambda state, r: run_round(state, data, r),
               val_accuracy=val_accuracy, predict_map=predict_map,
-              num_rounds=config.train.steps // steps, steps_per_round=steps)
+              compile_round=lambda state: compile_round(state, data),
+              num_rounds=config.train.steps // steps, steps_per_round=steps,
+              batch_size=config.train.batch_size, step_progress=step_progress)
