@@ -12,7 +12,7 @@ import scipy.io
 
 from hsi_jax.data import fetch, io, scenes
 
-from conftest import REPO, SHARED_DATA
+from conftest import REPO, SHARED_DATA, subprocess_env
 
 
 def test_bundled_indian_pines_loads_and_verifies(indian_pines):
@@ -175,7 +175,7 @@ def test_fetch_rejects_a_bad_download(tmp_path, pu_gt):
 
 def run_launch(*args):
   return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
-                        env=dict(os.environ, PYTHONPATH=str(REPO)))
+                        env=subprocess_env())
 
 
 def test_make_splits_and_audit_cli(tmp_path):

@@ -2,7 +2,6 @@
 
 import functools
 import json
-import os
 import subprocess
 import sys
 
@@ -15,7 +14,7 @@ from hsi_jax import config_util, models, parallel
 from hsi_jax.data import split_files
 from hsi_jax.train import loop, optim, seeds, state as state_lib, step as step_lib, tasks
 
-from conftest import REPO
+from conftest import REPO, subprocess_env
 
 RUNLOCAL = str(REPO / "configs" / "ip.py") + ":runlocal"
 TINY = ["--config.model.width=0.125", "--config.train.epochs=1", "--config.train.optimizer=sgd",
@@ -147,8 +146,7 @@ def test_three_seeds_one_and_eight_devices(tmp_path):
     run = subprocess.run(
         [sys.executable, "launch/train.py", f"--config={RUNLOCAL}", f"--workdir={workdir}",
          "--config.num_seeds=3", *TINY], cwd=REPO, capture_output=True, text=True, timeout=900,
-        env=dict(os.environ, PYTHONPATH=str(REPO),
-                 XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}"))
+        env=subprocess_env(devices))
     assert run.returncode == 0, run.stderr[-3000:]
     outputs[devices] = json.loads((workdir / "results.json").read_text())
   one, eight = outputs[1], outputs[8]
@@ -173,8 +171,7 @@ def test_two_process_multihost_run_writes_once(tmp_path):
              "--config.train.epochs=1"]
   processes = [subprocess.Popen(command + [f"--process_id={i}"], cwd=REPO, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                env=dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu",
-                                         XLA_FLAGS="--xla_force_host_platform_device_count=1"))
+                                env=subprocess_env(devices=1))
                for i in range(2)]
   outputs = [p.communicate(timeout=900)[0] for p in processes]
   for p, output in zip(processes, outputs):

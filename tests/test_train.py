@@ -18,7 +18,7 @@ from hsi_jax.data import patches, split_files, splits
 from hsi_jax.evaluate import metrics, predict
 from hsi_jax.train import losses, loop, progress
 
-from conftest import REPO
+from conftest import REPO, subprocess_env
 
 RUNLOCAL = str(REPO / "configs" / "ip.py") + ":runlocal"
 
@@ -109,7 +109,7 @@ def launch_train(workdir, *overrides, env=None):
   return subprocess.Popen([sys.executable, "launch/train.py", f"--config={RUNLOCAL}",
                            f"--workdir={workdir}", *overrides], cwd=REPO,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env=dict(os.environ, PYTHONPATH=str(REPO), **(env or {})))
+                          env=subprocess_env(**(env or {})))
 
 
 def test_resume_after_sigkill_matches_uninterrupted(runlocal_run, tmp_path):
@@ -155,8 +155,7 @@ def test_one_and_eight_devices_agree(tmp_path):
     out = tmp_path / f"d{devices}.npz"
     run = subprocess.run([sys.executable, "tests/sharded_epoch.py", str(out), RUNLOCAL], cwd=REPO,
                          capture_output=True, text=True, timeout=600,
-                         env=dict(os.environ, PYTHONPATH=str(REPO),
-                                  XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}"))
+                         env=subprocess_env(devices))
     assert run.returncode == 0, run.stderr[-3000:]
     results[devices] = dict(np.load(out))
   one, eight = results[1], results[8]
