@@ -178,8 +178,7 @@ def train_and_evaluate(config, workdir) -> dict:
   keep_metrics_before(metrics_path, int(loop["epoch"]))
 
   start = time.perf_counter()
-  say(f"compiling the training {'epoch' if config.model.name == 'da_imrn' else 'round'} "
-      f"({task.steps_per_round} steps of {task.batch_size})...")
+  say(f"compiling the training epoch ({task.steps_per_round} steps of {task.batch_size})...")
   task.compile_round(state)
   say(f"compiled in {time.perf_counter() - start:.1f} s")
   curves = progress.Curves(workdir, f"{config.scene} {config.model.name}, {config.split.protocol} "
