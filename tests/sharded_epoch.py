@@ -27,9 +27,9 @@ data = parallel.replicate(step_lib.DeviceData(
 model = models.build_model(config.model, scene.num_classes)
 predict = step_lib.make_predict(model, patch, mesh, 64)
 out = {"devices": jax.device_count()}
-# The run's own optimiser (Nadam), and plain SGD: Adam-type updates turn 1e-7 differences in
-# near-zero gradients into lr-sized ones, so parameters are compared after SGD.
-for name, make_optimizer in (("nadam", lambda steps: optim.make_optimizer(config.train, steps)),
+# The run's own optimiser (Keras-2 Nadam), and plain SGD: Adam-type updates turn 1e-7 differences
+# in near-zero gradients into lr-sized ones, so parameters are compared after SGD.
+for name, make_optimizer in (("run", lambda steps: optim.make_optimizer(config.train, steps)),
                              ("sgd", lambda steps: optax.sgd(0.01))):
   optimizer = make_optimizer(5)
   state = parallel.replicate(state_lib.init_state(

@@ -183,5 +183,5 @@ def test_two_process_multihost_run_writes_once(tmp_path):
   assert finals[0] == finals[1]
   results = json.loads((workdir / "results.json").read_text())
   assert results["num_devices"] == 2
-  assert len((workdir / "seed0" / "metrics.jsonl").read_text().splitlines()) == 1
+  assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 1
   assert not [p for p in workdir.rglob("*.tmp*")]
