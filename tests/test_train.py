@@ -169,9 +169,13 @@ def test_one_and_eight_devices_agree(tmp_path):
     assert np.mean(eight[f"{optimizer}_predictions"] == one[f"{optimizer}_predictions"]) > 0.999
   leaves = [k for k in one if k.startswith("sgd_leaf_")]
   assert len(leaves) > 50
-  for name in leaves:  # to 0.5 % of each leaf's scale: a sharding error is of the leaf's size
-    scale = np.abs(one[name]).max()
-    assert np.abs(eight[name] - one[name]).max() <= 5e-3 * scale + 1e-7, name
+  # A sharding error (statistics or sums per device instead of global) moves most leaves by their
+  # own size. Float-level reordering over 5 SGD steps, measured on the current partition's first
+  # 40 windows: median leaf 5e-5 of its scale, the worst 10 % (a 128-wide leaf of scale 7.5e-6).
+  errors = [np.abs(eight[name] - one[name]).max() / max(np.abs(one[name]).max(), 1e-12)
+            for name in leaves]
+  assert np.median(errors) < 1e-3
+  assert max(errors) < 0.25, max(errors)
 
 
 def test_nan_loss_stops_with_a_clear_message(tmp_path):
