@@ -35,10 +35,9 @@ def keras_nadam(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 
   """Keras-2 Nadam as an optax transformation; `learning_rate` a float or a schedule of the step
   count (evaluated at the step being taken, counting from 0)."""
 
-  def init(params):
-    zeros = jax.tree.map(jnp.zeros_like, params)
-    return KerasNadamState(jnp.zeros((), jnp.int32), jnp.ones((), jnp.float32), zeros,
-                           jax.tree.map(jnp.zeros_like, params))
+  def init(params):  # two separate zero trees: a donated state may not hold one buffer twice
+    return KerasNadamState(jnp.zeros((), jnp.int32), jnp.ones((), jnp.float32),
+                           jax.tree.map(jnp.zeros_like, params), jax.tree.map(jnp.zeros_like, params))
 
   def update(grads, state, params=None):
     del params

@@ -100,8 +100,8 @@ def train_seeds(config, workdir) -> dict:
   scene = io.load_scene(config.scene, config.data.root or None)
   loop.say(loop.scene_line(config, scene))
   splits = [loop.save_or_check_split(c, workdir / f"seed{k}", scene) for k, c in enumerate(configs)]
-  for c, s in zip(configs, splits):
-    loop.say(f"seed{configs.index(c)} (model seed {c.seed}) " + loop.split_line(c, s))
+  for k, (c, s) in enumerate(zip(configs, splits)):
+    loop.say(f"seed{k} (model seed {c.seed}) " + loop.split_line(c, s))
   augment = {tasks.uses_augmentation(c, s) for c, s in zip(configs, splits)}
   if len(augment) != 1:
     raise ValueError("All partitions trained together must agree on flip augmentation.")
@@ -133,8 +133,8 @@ def train_seeds(config, workdir) -> dict:
                                        jit=False, on_step=step_progress)
   train_epoch = jax.jit(jax.vmap(epoch_fn, spmd_axis_name="seeds"), donate_argnums=0,
                         out_shardings=(seed_sharding, parallel.replicated(mesh)))
-  copies = 2 if augment else 1
-  steps_per_epoch = -(-copies * int(host_data.train_origins.shape[1]) // train_config.batch_size)
+  steps_per_epoch = step_lib.epoch_steps(host_data.train_origins.shape[1], augment,
+                                         train_config.batch_size)
   start = time.perf_counter()
   loop.say(f"compiling the training epoch ({steps_per_epoch} steps of {train_config.batch_size} "
            f"per run)...")

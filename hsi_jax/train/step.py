@@ -88,6 +88,11 @@ def epoch_order(key, num_valid, length: int) -> jax.Array:
   return jnp.argsort(jnp.where(jnp.arange(length) < num_valid, scores, 2.0)).astype(jnp.int32)
 
 
+def epoch_steps(num_windows: int, augment: bool, batch_size: int) -> int:
+  """Steps of an epoch over `num_windows` windows (twice as many examples with flipped copies)."""
+  return math.ceil((2 if augment else 1) * num_windows / batch_size)
+
+
 def make_train_epoch(model, make_optimizer, train_config, patch: int, mesh: Mesh, augment: bool,
                      jit: bool = True, on_step=None):
   """train_epoch(state, data, rng) -> (state, {"loss"}). `make_optimizer(steps_per_epoch)` is
@@ -103,7 +108,7 @@ def make_train_epoch(model, make_optimizer, train_config, patch: int, mesh: Mesh
   def train_epoch(state: TrainState, data: DeviceData, rng):
     num_windows = data.num_windows
     num_examples = copies * num_windows
-    steps = math.ceil(copies * data.train_origins.shape[0] / batch_size)
+    steps = epoch_steps(data.train_origins.shape[0], augment, batch_size)
     train_step = make_train_step(model, make_optimizer((num_examples + batch_size - 1) // batch_size),
                                  train_config)
     order = epoch_order(rng, num_examples, steps * batch_size).reshape(steps, batch_size)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from typing import Callable
 
 import jax
@@ -126,12 +125,12 @@ def window_task(config, scene, split, mesh) -> Task:
     tiles = np.asarray(predict(state.variables, data.cube, origins))
     return predict_lib.assemble(tiles, origins, num_grid, scene.gt.shape)
 
-  copies = 2 if augment else 1
   return Task(init_state=init_state, train_round=lambda state, r: run_round(state, data, r),
               val_accuracy=val_accuracy, predict_map=predict_map,
               compile_round=lambda state: compile_round(state, data),
               num_rounds=config.train.epochs,
-              steps_per_round=math.ceil(copies * len(split.train_windows) / config.train.batch_size),
+              steps_per_round=step_lib.epoch_steps(len(split.train_windows), augment,
+                                                   config.train.batch_size),
               batch_size=config.train.batch_size, step_progress=step_progress)
 
 
