@@ -23,15 +23,17 @@ runlocal (same pipeline, shrunk for a CPU), ip_spatial=code|multiscale.
 
 from hsi_jax import config_util
 
+common = config_util.load_sibling(__file__, "common")
+
 
 def get_config(arg=None):
   options = config_util.parse_arg(arg, model="da_imrn", protocol="blocks", runlocal=False,
                                   ip_spatial="code")
-  config = config_util.base_config("ip")
-  config.split = config_util.split_config(
+  config = common.base_config("ip")
+  config.split = common.split_config(
       options.protocol, block=6, patch=4, pixel_ratio=0.15, val_ratio=0.06, k_keep=8,
       accept=(1100, 1200))
-  config_util.model_sections(config, model=options.model, runlocal=options.runlocal,
+  common.model_sections(config, model=options.model, runlocal=options.runlocal,
                              band_strides=(2, 2, 2, 2, 2, 2), valid_kernels=(1, 1, 2, 1, 1, 1))
   if options.model == "da_imrn":
     config.model.ip_spatial = options.ip_spatial  # decision 2: "code" (faithful) or "multiscale"

@@ -25,13 +25,15 @@ Options after ':' -- model=ssan|arnn|acnn|rnn|cnn|knn|svm|da_imrn, protocol=pixe
 
 from hsi_jax import config_util
 
+common = config_util.load_sibling(__file__, "common")
+
 
 def get_config(arg=None):
   options = config_util.parse_arg(arg, model="ssan", protocol="pixels", runlocal=False)
-  config = config_util.base_config("pc")
-  config.split = config_util.split_config(
+  config = common.base_config("pc")
+  config.split = common.split_config(
       options.protocol, block=10, patch=8, pixel_ratio=0.020, val_ratio=0.008, k_keep=25,
       accept=(2000, 4000))
-  config_util.model_sections(config, model=options.model, runlocal=options.runlocal,
+  common.model_sections(config, model=options.model, runlocal=options.runlocal,
                              band_strides=(1, 2, 2, 2, 2, 2), valid_kernels=(3, 1, 2, 1, 1, 1))
   return config

@@ -28,13 +28,15 @@ Options after ':' -- model=da_imrn|ssan|arnn|acnn|rnn|cnn|knn|svm, protocol=bloc
 
 from hsi_jax import config_util
 
+common = config_util.load_sibling(__file__, "common")
+
 
 def get_config(arg=None):
   options = config_util.parse_arg(arg, model="da_imrn", protocol="blocks", runlocal=False)
-  config = config_util.base_config("pu")
-  config.split = config_util.split_config(
+  config = common.base_config("pu")
+  config.split = common.split_config(
       options.protocol, block=10, patch=8, pixel_ratio=0.070, val_ratio=0.028, k_keep=25,
       accept=(2700, 2800))
-  config_util.model_sections(config, model=options.model, runlocal=options.runlocal,
+  common.model_sections(config, model=options.model, runlocal=options.runlocal,
                              band_strides=(1, 2, 2, 2, 2, 2), valid_kernels=(4, 1, 2, 1, 1, 1))
   return config

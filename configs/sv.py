@@ -19,13 +19,15 @@ runlocal (same pipeline, shrunk for a CPU).
 
 from hsi_jax import config_util
 
+common = config_util.load_sibling(__file__, "common")
+
 
 def get_config(arg=None):
   options = config_util.parse_arg(arg, model="da_imrn", protocol="blocks", runlocal=False)
-  config = config_util.base_config("sv")
-  config.split = config_util.split_config(
+  config = common.base_config("sv")
+  config.split = common.split_config(
       options.protocol, block=10, patch=8, pixel_ratio=0.040, val_ratio=0.0067, k_keep=16,
       accept=(2000, 2100))
-  config_util.model_sections(config, model=options.model, runlocal=options.runlocal,
+  common.model_sections(config, model=options.model, runlocal=options.runlocal,
                              band_strides=(2, 2, 2, 2, 2, 2), valid_kernels=(3, 1, 2, 1, 1, 1))
   return config

@@ -15,13 +15,10 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
 
-from hsi_jax import models, parallel
-from hsi_jax.data import scenes
-from hsi_jax.train import optim, state as state_lib
-from hsi_jax.train import pixel_step
-from hsi_jax.train import step as step_lib
+from hsi_jax import families, models, parallel, seeds
+from hsi_jax.data import io, scenes, split_files
+from hsi_jax.train import optim, pixel_step, state as state_lib, step as step_lib
 
 
 def _timed(fn, args, steps: int, warmup: int) -> tuple[float, float]:
@@ -57,14 +54,14 @@ def _pixel_inputs(config, scene, batch, rng):
 
 def benchmark(config, steps: int = 10, warmup: int = 2, infer_batch: int = 64) -> dict:
   name = config.model.name
-  if name not in models.NEURAL:
+  if not families.is_neural(name):
     raise ValueError(f"bench times networks; {name!r} is a scikit-learn baseline.")
   scene = scenes.get_scene(config.scene)
   batch = config.train.batch_size
   model = models.build_model(config.model, scene.num_classes)
-  optimizer = optim.make_optimizer(config.train, steps_per_epoch=100)
+  optimizer = optim.make_optimizer(config.train)
   rng = np.random.default_rng(0)
-  if name == "da_imrn":
+  if families.family_of(name) is families.windows:
     make_inputs, train_step = _window_inputs, step_lib.make_train_step(model, optimizer, config.train)
   else:
     make_inputs, train_step = _pixel_inputs, pixel_step.make_pixel_train_step(model, optimizer)
@@ -98,63 +95,56 @@ def _seconds(fn, repeats: int) -> float:
   return (time.perf_counter() - start) / repeats
 
 
-def benchmark_seeds(config, num_seeds: int, epochs: int = 2) -> dict:
-  """K init seeds over one partition: one vmapped epoch program vs K single-seed epochs in a row
-  (the same work), on the real scene; compilation excluded (one warm-up epoch each). The single
-  runs shard each batch over every device, so the patches/s of runs with 1 and N devices compare
-  data-parallel throughput."""
-  from hsi_jax.data import io, split_files  # noqa: PLC0415
-  from hsi_jax.train import seeds, tasks  # noqa: PLC0415
+def _program(config, scene, split, num_seeds: int):
+  """The run's program for num_seeds copies of one partition (padded to the mesh), and its keys."""
+  mesh = parallel.make_mesh(seeds=seeds.seeds_axis(num_seeds, jax.device_count()))
+  padded = num_seeds + (-num_seeds % mesh.shape["seeds"])
+  program = families.family_of(config.model.name).make_program(config, scene, [split] * padded,
+                                                               mesh)
+  keys = jax.random.split(jax.random.key(config.seed), padded)
+  return program, keys, mesh
+
+
+def benchmark_seeds(config, num_seeds: int, rounds: int = 2) -> dict:
+  """K init seeds over one partition: the run's vmapped program over K seeds vs K single-seed
+  programs run one after another (the same work), on the real scene; compilation excluded (one
+  warm-up round each). A single run shards its batch over every device, so the patches/s of runs
+  with 1 and N devices compare data-parallel throughput."""
   scene = io.load_scene(config.scene, config.data.root or None)
   split, _, _ = split_files.split_from_config(config, labels=scene)
-  host = tasks.window_data(config, scene.cube, split)
-  patch, augment = config.split.patch, tasks.uses_augmentation(config, split)
-  model = models.build_model(config.model, scene.num_classes)
-  make_optimizer = lambda steps: optim.make_optimizer(config.train, steps)  # noqa: E731
-  init = state_lib.make_init(model, make_optimizer(1),
-                             (jnp.zeros((1, patch, patch, scene.cube.shape[-1]), jnp.float32),))
-  keys = jax.random.split(jax.random.key(config.seed), num_seeds)
-
-  single_mesh = parallel.make_mesh()
-  single_data = parallel.replicate(host, single_mesh)
-  single_epoch = step_lib.make_train_epoch(model, make_optimizer, config.train, patch,
-                                           single_mesh, augment)
-  states = [parallel.replicate(jax.jit(init)(k), single_mesh) for k in keys]
+  learning_rate = optim.round_learning_rate(config.train, 0)
+  single, single_keys, _ = _program(config, scene, split, 1)
+  many_keys = jax.random.split(single_keys[0], num_seeds)
+  states = [single.init(key[None]) for key in many_keys]
 
   def sequential():
     for k in range(num_seeds):
-      states[k], metrics = single_epoch(states[k], single_data, keys[k])
+      states[k], metrics = single.train_round(states[k], single.data, many_keys[k][None],
+                                              learning_rate)
     return metrics
 
-  mesh = parallel.make_mesh(seeds=seeds.seeds_axis(num_seeds, jax.device_count()))
-  padded = num_seeds + (-num_seeds % mesh.shape["seeds"])
-  sharding = NamedSharding(mesh, P("seeds"))
-  stacked = parallel.put(seeds.stack_padded([host] * padded), sharding)
-  epoch = step_lib.make_train_epoch(model, make_optimizer, config.train, patch, mesh, augment,
-                                    jit=False)
-  vmapped_epoch = jax.jit(jax.vmap(epoch, spmd_axis_name="seeds"), donate_argnums=0)
-  padded_keys = jnp.concatenate([keys, keys[:padded - num_seeds]])
-  vmapped_state = [jax.jit(jax.vmap(init), out_shardings=sharding)(padded_keys)]
+  together, keys, mesh = _program(config, scene, split, num_seeds)
+  vmapped_states = [together.init(keys)]
 
   def vmapped():
-    vmapped_state[0], metrics = vmapped_epoch(vmapped_state[0], stacked, padded_keys)
+    vmapped_states[0], metrics = together.train_round(vmapped_states[0], together.data, keys,
+                                                      learning_rate)
     return metrics
 
-  sequential_s, vmapped_s = _seconds(sequential, epochs), _seconds(vmapped, epochs)
-  examples = (2 if augment else 1) * int(host.num_windows)
-  return dict(scene=config.scene, model=config.model.name, width=config.model.width,
-              num_seeds=num_seeds, examples_per_epoch=examples,
-              sequential_s_per_epoch=round(sequential_s, 3),
-              vmapped_s_per_epoch=round(vmapped_s, 3),
+  sequential_s, vmapped_s = _seconds(sequential, rounds), _seconds(vmapped, rounds)
+  examples = single.steps_per_round * single.batch_size
+  return dict(scene=config.scene, model=config.model.name, num_seeds=num_seeds,
+              round=single.round_name, examples_per_round=examples,
+              sequential_s_per_round=round(sequential_s, 3),
+              vmapped_s_per_round=round(vmapped_s, 3),
               single_run_patches_per_s=round(num_seeds * examples / sequential_s, 1),
               vmapped_patches_per_s=round(num_seeds * examples / vmapped_s, 1),
               speedup=round(sequential_s / vmapped_s, 2), mesh=dict(mesh.shape),
-              device=jax.devices()[0].device_kind, num_devices=jax.device_count(), epochs=epochs)
+              device=jax.devices()[0].device_kind, num_devices=jax.device_count(), rounds=rounds)
 
 
 def benchmark_split(config, seeds=range(1, 6)) -> dict:
   """Seconds to make the config's split from the ground truth (accept loop included)."""
-  from hsi_jax.data import io, split_files  # noqa: PLC0415
   gt = io.load_ground_truth(config.scene, config.data.root or None)
   times = []
   for seed in seeds:
@@ -167,13 +157,11 @@ def benchmark_split(config, seeds=range(1, 6)) -> dict:
 
 def benchmark_inference(config, repeats: int = 2) -> dict:
   """Seconds to label every pixel of the scene (the evaluation map), compilation excluded."""
-  from hsi_jax.data import io, split_files  # noqa: PLC0415
-  from hsi_jax.train import tasks  # noqa: PLC0415
   scene = io.load_scene(config.scene, config.data.root or None)
   split, _, _ = split_files.split_from_config(config, labels=scene)
-  task = tasks.make_task(config, scene, split, parallel.make_mesh())
-  state = task.init_state()
-  seconds = _seconds(lambda: task.predict_map(state), repeats)
+  program, keys, _ = _program(config, scene, split, 1)
+  states = program.init(keys)
+  seconds = _seconds(lambda: program.predict_maps(states, program.data), repeats)
   return dict(scene=config.scene, model=config.model.name, pixels=int(scene.gt.size),
               full_scene_inference_s=round(seconds, 3), device=jax.devices()[0].device_kind,
               num_devices=jax.device_count())

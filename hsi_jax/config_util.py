@@ -1,4 +1,4 @@
-"""Helpers for configs/*.py (big_vision style): typed options after ':' and shared sections.
+"""Helpers for configs/*.py (big_vision style): typed options after ':', loading a config by path.
 
 A config file's `get_config(arg)` receives the text after the colon in `configs/ip.py:runlocal,
 protocol=pixels`. `parse_arg` turns it into typed options: a bare word sets a boolean to True,
@@ -13,7 +13,6 @@ import pathlib
 from typing import Optional
 
 import ml_collections
-from ml_collections import config_dict
 
 
 class ConfigError(ValueError):
@@ -46,23 +45,6 @@ def parse_arg(arg: Optional[str], **defaults) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(options)
 
 
-def split_config(protocol: str, *, block: int, patch: int, pixel_ratio: float, val_ratio: float,
-                 k_keep: int, accept: tuple[int, int]) -> ml_collections.ConfigDict:
-  """The `split` section: `blocks` parameters of the scene, and the SSAN `pixels` defaults."""
-  if protocol not in ("blocks", "pixels"):
-    raise ConfigError(f"Unknown protocol {protocol!r}; valid: blocks, pixels.")
-  return ml_collections.ConfigDict(dict(
-      protocol=protocol,
-      # blocks (DA-IMRN leakage-free partition)
-      block=block, patch=patch, pixel_ratio=pixel_ratio, val_ratio=val_ratio, k_keep=k_keep,
-      accept=accept, max_attempts=100,
-      # pixels (SSAN: 100 train / 100 val / rest test per class); set per_class or fraction.
-      per_class=config_dict.placeholder(int) if protocol == "blocks" else 100,
-      fraction=config_dict.placeholder(float),
-      val_per_class=100,
-  ))
-
-
 def load_config(spec: str) -> ml_collections.ConfigDict:
   """Loads 'path/to/config.py[:arg]' the way --config does (for tests and library callers)."""
   path, _, arg = spec.partition(":")
@@ -74,94 +56,20 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
   return module.get_config(arg or None)
 
 
-def base_config(scene: str) -> ml_collections.ConfigDict:
-  """Sections every experiment has: scene, data root, partition and training seeds."""
-  config = ml_collections.ConfigDict()
-  config.scene = scene
-  config.data = ml_collections.ConfigDict(dict(root=""))  # "" = HSI_DATA_DIR or the user cache
-  config.partition = 1  # split seed: partition k = seed k (decision 9)
-  config.seed = 0       # model initialisation and data order
-  # Several runs in one program (train/seeds.py): num_seeds model seeds over one partition
-  # (seeds_over="init") or num_seeds partitions (seeds_over="partitions"); mesh_seeds devices on the
-  # mesh's seeds axis (0 = as many as divide the device count, up to num_seeds).
-  config.num_seeds = 1
-  config.seeds_over = "init"
-  config.mesh_seeds = 0
-  return config
+def with_options(spec: str, **options) -> str:
+  """'configs/ip.py:runlocal' + model='ssan' -> 'configs/ip.py:runlocal,model=ssan'."""
+  path, _, arg = spec.partition(":")
+  items = [item for item in arg.split(",") if item.strip()]
+  items += [f"{key}={value}" for key, value in options.items()]
+  return f"{path}:{','.join(items)}"
 
 
-DA_IMRN_STAGE_FEATURES = ((32, 64), (32, 64), (64, 128), (64, 128), (128, 256), (128, 256))
-
-
-def da_imrn_sections(config, *, band_strides, valid_kernels, runlocal: bool) -> None:
-  """Adds `model` and `train` for DA-IMRN with the paper's settings (PAPERS.md §1.4, §1.7,
-  decisions 3, 5, 7, 8). `runlocal` keeps the pipeline and shrinks it: a quarter of the widths and
-  a few epochs, to check the whole run on a CPU in minutes."""
-  config.model = ml_collections.ConfigDict(dict(
-      name="da_imrn", stage_features=DA_IMRN_STAGE_FEATURES, band_strides=band_strides,
-      valid_kernels=valid_kernels, attention_hidden=512, width=1.0,
-      use_scam=True, use_sam=True, interact=True,  # ablation switches
-      multiscale=True,  # False: one branch (the smallest kernel) per multi-scale block
-      fast_conv=True,  # (k,k,1) / (1,1,k) convolutions in folded 2-D / 1-D form (same result)
-  ))
-  config.data.standardize = False  # faithful: raw digital numbers (decision 3)
-  config.train = ml_collections.ConfigDict(dict(
-      optimizer="keras_nadam",  # Keras-2 Nadam with its momentum schedule; "nadam" = optax's
-      batch_size=16, epochs=100, learning_rate=1e-3, lr_decay=0.1, lr_decay_every=20,
-      patience=15, focal_gamma=2.0, focal_alpha=0.5,
-      window_labels="block",        # each window trained on its own block's labels; "final_map"
-      loss_reduction="all_pixels",  # faithful; "labelled": mean over labelled pixels only
-      augment=True,                 # the partition's flipped copy of every kept window
-      val_metric="labelled",        # decision 5; "keras_all_pixels" = the code's contaminated metric
-      eval_batch_size=256,
-      checkpoint_every=1,           # epochs between `latest` checkpoints (resume points)
-  ))
-  if runlocal:
-    config.model.width = 0.25
-    config.data.standardize = True
-    config.train.epochs = 10
-    config.train.patience = 10
-    config.train.lr_decay_every = 7
-
-
-def ssan_sections(config, *, model: str, runlocal: bool) -> None:
-  """Adds `model`, `train` and the input settings of SSAN and its comparison rows (ssan, arnn, acnn,
-  rnn, cnn, knn, svm) with the SSAN code's settings (PAPERS.md §2.2-2.4, decisions 13-15).
-  Initialisers are the standard ones, not the code's std-1 normal (decision 14). `runlocal`
-  shrinks the widths and the iteration budget to run in about a minute on a 2-core CPU."""
-  config.model = ml_collections.ConfigDict(dict(
-      name=model, gru_units=512, attention_size=32, conv_features=(32, 64), fc_units=1024,
-      fusion_units=(256, 1024), dropout_rate=0.4,  # the code's keep-prob 0.6 on the spatial FC
-      fast_conv=True,                              # 5x5 convolutions as im2col matmuls
-      neighbours=(1, 3, 5, 7, 9),                  # knn: chosen on the validation pixels
-      svm_c=(1.0, 10.0, 100.0, 1000.0), svm_gamma=("scale",),  # svm: grid, chosen on val
-  ))
-  config.data.neighbourhood = 27    # PCA patch side (zero padding at the border)
-  config.data.pca_components = 4
-  config.data.fit_stats = "train"   # min-max / PCA on training pixels; "scene" = the code (leaks)
-  config.train = ml_collections.ConfigDict(dict(
-      optimizer="adam", learning_rate=5e-3, batch_size=128,
-      steps=10_000, eval_every=1_000,  # best-on-validation every 1,000 iterations
-      patience=10,                     # in evaluation rounds: 10 = never stops early, as the code
-      eval_batch_size=1024,
-      checkpoint_every=1,              # rounds between `latest` checkpoints (resume points)
-  ))
-  if runlocal:
-    config.model.update(gru_units=32, attention_size=16, conv_features=(8, 16), fc_units=128,
-                        fusion_units=(32, 128))
-    config.train.update(steps=600, eval_every=100, patience=6)
-
-
-def model_sections(config, *, model: str, runlocal: bool, **da_imrn_settings) -> None:
-  """The sections of the `model=` option: DA-IMRN (da_imrn_sections) or a pixel classifier
-  (ssan_sections). Under the `pixels` protocol a pixel classifier's split windows are its
-  neighbourhood patches, so the leakage audit measures what its inputs really read."""
-  from hsi_jax import models  # noqa: PLC0415  (keeps config parsing free of model imports)
-  if model not in models.NAMES:
-    raise ConfigError(f"Unknown model {model!r}; valid: {', '.join(models.NAMES)}.")
-  if model == "da_imrn":
-    da_imrn_sections(config, runlocal=runlocal, **da_imrn_settings)
-    return
-  ssan_sections(config, model=model, runlocal=runlocal)
-  if config.split.protocol == "pixels":
-    config.split.patch = config.data.neighbourhood
+def load_sibling(config_file: str, name: str):
+  """The module `name`.py beside a config file (configs/common.py for configs/ip.py): config files
+  are loaded by path (--config=configs/ip.py), not as a package, so they load their shared
+  sections this way."""
+  path = pathlib.Path(config_file).with_name(f"{name}.py")
+  module_spec = importlib.util.spec_from_file_location(f"hsi_jax_configs_{name}", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module

@@ -12,10 +12,11 @@ import os
 import pathlib
 import tempfile
 
+import jax  # importing JAX starts no backend; process_index() does, when first called
+
 
 def is_writer() -> bool:
   """True on process 0 (the only process of a single-host run)."""
-  import jax  # noqa: PLC0415  (file helpers stay importable without initialising JAX)
   return jax.process_index() == 0
 
 

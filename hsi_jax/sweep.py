@@ -15,11 +15,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from hsi_jax import config_util, fileutil
+from hsi_jax import config_util, fileutil, run as run_lib, workdir as workdir_lib
 from hsi_jax.data import audit, split_files
-from hsi_jax.train import loop
-
-METRICS = ("oa", "aa", "kappa")
+from hsi_jax.evaluate.metrics import SUMMARY_KEYS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,10 +79,10 @@ def _run_or_read(config, workdir: pathlib.Path, label: str) -> dict:
   """results.json of the run in `workdir`: read back when finished (same config), else run."""
   finished = workdir / "results.json"
   if finished.exists():
-    loop.check_same_config(config, workdir)
+    workdir_lib.check_same_config(config, workdir)
     return json.loads(finished.read_text())
   print(f"== {label} -> {workdir}", flush=True)
-  return loop.run(config, workdir)
+  return run_lib.run(config, workdir)
 
 
 def run_variant(variant: Variant, partitions: Sequence[int], root) -> list[dict]:
@@ -95,7 +93,7 @@ def run_variant(variant: Variant, partitions: Sequence[int], root) -> list[dict]
 
 
 def run_seeds_variant(variant: Variant, root) -> dict:
-  """One variant as one multi-seed run (config.num_seeds, vmapped for DA-IMRN) in root/<name>;
+  """One variant as one multi-seed run (config.num_seeds, one vmapped program) in root/<name>;
   read back when that workdir already holds its results."""
   config = variant_config(variant)
   return _run_or_read(config, pathlib.Path(root) / variant.name,
@@ -113,11 +111,13 @@ DA_IMRN_ABLATION = (
 )
 
 
-def ablate(base: str, variants, num_seeds: int, root) -> tuple[str, dict]:
-  """variants: (name, overrides) pairs, each run with num_seeds seeds -> (markdown, summaries)."""
+def ablate(base: str, variants, num_seeds: int, root, base_overrides=()) -> tuple[str, dict]:
+  """variants: (name, overrides) pairs, each run with num_seeds seeds -> (markdown, summaries).
+  base_overrides (the launcher's --config.x=... values) apply to every variant, before its own."""
   summaries, rows = {}, []
   for name, overrides in variants:
-    variant = Variant(name, base, (("num_seeds", num_seeds),) + tuple(overrides))
+    variant = Variant(name, base, tuple(base_overrides) + (("num_seeds", num_seeds),)
+                      + tuple(overrides))
     results = run_seeds_variant(variant, root)
     runs = results["runs"] if "runs" in results else [results]
     summaries[name] = dict(summarize(runs), overrides=[list(o) for o in overrides],
@@ -128,9 +128,7 @@ def ablate(base: str, variants, num_seeds: int, root) -> tuple[str, dict]:
 
 def summarize(results: Sequence[dict]) -> dict:
   """{'mean': {oa, aa, kappa}, 'std': {...}, 'runs': n}."""
-  values = {k: np.asarray([r[k] for r in results], np.float64) for k in METRICS}
-  return dict(mean={k: float(v.mean()) for k, v in values.items()},
-              std={k: float(v.std()) for k, v in values.items()}, runs=len(results))
+  return dict(run_lib.summarize(results), runs=len(results))
 
 
 def format_cell(summary: dict, key: str) -> str:
@@ -158,16 +156,19 @@ def leakage_of(workdirs: Sequence[pathlib.Path]) -> float:
 
 
 def compare_protocols(base: str, model_names: Sequence[str], protocols: Sequence[str],
-                      partitions: Sequence[int], root) -> tuple[str, dict]:
+                      partitions: Sequence[int], root, base_overrides=()) -> tuple[str, dict]:
   """Every model under every protocol over the partitions: (markdown table, summaries).
 
-  Each protocol's column header carries the leakage audit of its splits: the share of test pixels
+  base_overrides (the launcher's --config.x=... values) apply to every run. Each protocol's
+  column header carries the leakage audit of its splits: the share of test pixels
   inside a training input window (the 27 x 27 neighbourhoods under `pixels`; the DA-IMRN windows
   under `blocks`, outside which the pixel models' training inputs are zeroed)."""
   summaries, leakage = {}, {}
   for protocol in protocols:
     for name in model_names:
-      variant = Variant(f"{name}_{protocol}", f"{base},model={name},protocol={protocol}")
+      variant = Variant(f"{name}_{protocol}",
+                        config_util.with_options(base, model=name, protocol=protocol),
+                        tuple(base_overrides))
       summaries[variant.name] = summarize(run_variant(variant, partitions, root))
       leakage.setdefault(protocol, leakage_of(
           [pathlib.Path(root) / variant.name / f"partition{k}" for k in partitions]))
@@ -175,7 +176,7 @@ def compare_protocols(base: str, model_names: Sequence[str], protocols: Sequence
                         f"{100 * leakage[p]:.1f} %)" for p in protocols]
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   for name in model_names:
-    cells = [" / ".join(format_cell(summaries[f"{name}_{p}"], k) for k in METRICS)
+    cells = [" / ".join(format_cell(summaries[f"{name}_{p}"], k) for k in SUMMARY_KEYS)
              for p in protocols]
     lines.append(f"| {name} | " + " | ".join(cells) + " |")
   return "\n".join(lines), dict(summaries=summaries, leakage=leakage)

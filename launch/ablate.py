@@ -6,8 +6,9 @@ r"""Ablation table: config variants, each trained with several seeds in one vmap
       --variant=lr1e-3:train.learning_rate=1e-3 --variant=lr3e-4:train.learning_rate=3e-4
 
 A --variant is NAME:LEAF=VALUE[;LEAF=VALUE...] (no leaf: the base config). Without --variant the
-DA-IMRN ablation runs: full, no_scam, no_sam, no_attention, no_interaction, single_scale. Set
---config.seeds_over-style choices in the config string or as a variant leaf (seeds_over=partitions).
+DA-IMRN ablation runs: full, no_scam, no_sam, no_attention, no_interaction, single_scale.
+--config.x=VALUE overrides apply to every variant (--config.seeds_over=partitions: the seeds are
+partitions 1..num_seeds).
 Each variant's run lives in ROOT/<name>; started again, finished variants are read back.
 """
 
@@ -15,9 +16,12 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from hsi_jax import sweep
+from ml_collections import config_flags
 
-_CONFIG = flags.DEFINE_string("config", "configs/ip.py:runlocal", "Base config file and options.")
+from hsi_jax import sweep, validate
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/ip.py:runlocal",
+                                          "Base config file and options (--config.x=... overrides work).")
 _VARIANTS = flags.DEFINE_multi_string("variant", [], "NAME:LEAF=VALUE;LEAF=VALUE (repeatable).")
 _NUM_SEEDS = flags.DEFINE_integer("num_seeds", 5, "Seeds per variant (one vmapped program).")
 _ROOT = flags.DEFINE_string("root", None, "Directory holding one workdir per variant.")
@@ -29,7 +33,11 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   variants = sweep.parse_variants(_VARIANTS.value) or sweep.DA_IMRN_ABLATION
-  table, summaries = sweep.ablate(_CONFIG.value, variants, _NUM_SEEDS.value, _ROOT.value)
+  validate.validate(_CONFIG.value)
+  config_flag = flags.FLAGS["config"]
+  table, summaries = sweep.ablate(config_flags.get_config_filename(config_flag), variants,
+                                  _NUM_SEEDS.value, _ROOT.value,
+                                  tuple(config_flags.get_override_values(config_flag).items()))
   print(table)
   if _OUT.value:
     sweep.write_table(_OUT.value, table, summaries)

@@ -22,7 +22,8 @@ _MODE = flags.DEFINE_enum("mode", "step", ["step", "seeds", "split", "inference"
                           "What to time.")
 _STEPS = flags.DEFINE_integer("steps", 10, "step mode: timed calls after warm-up (median).")
 _NUM_SEEDS = flags.DEFINE_integer("num_seeds", 5, "seeds mode: seeds vmapped vs run in a row.")
-_EPOCHS = flags.DEFINE_integer("epochs", 2, "seeds mode: timed epochs after one warm-up.")
+_ROUNDS = flags.DEFINE_integer("rounds", 2,
+                               "seeds mode: timed rounds (epochs for DA-IMRN) after one warm-up.")
 flags.mark_flags_as_required(["config"])
 
 
@@ -32,7 +33,7 @@ def main(argv):
   if _MODE.value == "step":
     figures = benchmark.benchmark(config, steps=_STEPS.value)
   elif _MODE.value == "seeds":
-    figures = benchmark.benchmark_seeds(config, _NUM_SEEDS.value, _EPOCHS.value)
+    figures = benchmark.benchmark_seeds(config, _NUM_SEEDS.value, _ROUNDS.value)
   elif _MODE.value == "split":
     figures = benchmark.benchmark_split(config)
   else:

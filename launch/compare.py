@@ -11,9 +11,12 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from hsi_jax import sweep
+from ml_collections import config_flags
 
-_CONFIG = flags.DEFINE_string("config", "configs/ip.py", "Config file and options (no model=).")
+from hsi_jax import sweep, validate
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", "configs/ip.py", "Config file and options (no model=); --config.x=... overrides work.")
 _MODELS = flags.DEFINE_list("models", ["knn", "svm", "rnn", "cnn", "arnn", "acnn", "ssan"],
                             "Models (rows).")
 _PROTOCOLS = flags.DEFINE_list("protocols", ["pixels", "blocks"], "Protocols (columns).")
@@ -26,8 +29,12 @@ flags.mark_flags_as_required(["root"])
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  table, summaries = sweep.compare_protocols(_CONFIG.value, _MODELS.value, _PROTOCOLS.value,
-                                             [int(p) for p in _PARTITIONS.value], _ROOT.value)
+  validate.validate(_CONFIG.value)
+  config_flag = flags.FLAGS["config"]
+  table, summaries = sweep.compare_protocols(
+      config_flags.get_config_filename(config_flag), _MODELS.value, _PROTOCOLS.value,
+      [int(p) for p in _PARTITIONS.value], _ROOT.value,
+      tuple(config_flags.get_override_values(config_flag).items()))
   print(table)
   if _OUT.value:
     sweep.write_table(_OUT.value, table, summaries)

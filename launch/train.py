@@ -2,7 +2,7 @@ r"""Trains and evaluates one run: python launch/train.py --config=configs/ip.py 
 
 Any config leaf can be overridden (--config.train.epochs=5, --config.partition=3). Starting again
 with the same --workdir resumes an interrupted run; a finished workdir is refused.
---config.num_seeds=5 trains five seeds in one vmapped program (train/seeds.py).
+--config.num_seeds=5 trains five seeds in one vmapped program (hsi_jax/run.py).
 
 Multi-host (every process runs this same command; only process 0 writes files):
   srun python launch/train.py --multihost --config=... --workdir=/shared/dir    # SLURM GPU cluster
@@ -34,9 +34,9 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   if _MULTIHOST.value:
     parallel.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-  from hsi_jax.train import loop  # noqa: PLC0415  (after initialize: nothing may touch JAX first)
-  results = loop.run(_CONFIG.value, _WORKDIR.value)
-  print(f"{loop.summary_line(results)} -> {_WORKDIR.value}/results.json")
+  from hsi_jax import run  # noqa: PLC0415  (after initialize: nothing may touch JAX first)
+  results = run.run(_CONFIG.value, _WORKDIR.value)  # validates the config before anything else
+  print(f"{run.summary_line(results)} -> {_WORKDIR.value}/results.json")
 
 
 if __name__ == "__main__":

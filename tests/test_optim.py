@@ -77,13 +77,31 @@ def test_make_optimizer_rejects_unknown_name_and_builds_each():
   params = {"w": jnp.ones(3)}
   for name in optim.OPTIMIZERS:
     config.optimizer = name
-    transform = optim.make_optimizer(config, steps_per_epoch=10)
+    transform = optim.make_optimizer(config)
     updates, _ = transform.update({"w": jnp.ones(3)}, transform.init(params), params)
     assert np.all(np.asarray(updates["w"]) < 0)
   config.optimizer = "adamw"
   try:
-    optim.make_optimizer(config, 10)
+    optim.make_optimizer(config)
   except ValueError as error:
     assert "keras_nadam" in str(error)
   else:
     raise AssertionError("an unknown optimiser was accepted")
+
+
+def test_round_learning_rate_decays_per_epoch_and_is_set_in_the_state():
+  config = ml_collections.ConfigDict(dict(optimizer="keras_nadam", learning_rate=1e-3, lr_decay=0.1,
+                                          lr_decay_every=20, epochs=50))
+  rates = [float(optim.round_learning_rate(config, r)) for r in (0, 19, 20, 39, 40, 49, 60)]
+  np.testing.assert_allclose(rates, [1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5, 1e-5], rtol=1e-6)
+  config.optimizer = "adam"
+  assert float(optim.round_learning_rate(config, 40)) == np.float32(1e-3)
+  # The rate set in the state is the one the update uses: half the rate, half the step (SGD).
+  config.optimizer = "sgd"
+  transform = optim.make_optimizer(config)
+  params, grads = {"w": jnp.ones(3)}, {"w": jnp.full(3, 2.0)}
+  state = transform.init(params)
+  full, _ = transform.update(grads, optim.set_learning_rate(state, 1e-3), params)
+  half, _ = transform.update(grads, optim.set_learning_rate(state, 5e-4), params)
+  np.testing.assert_allclose(np.asarray(half["w"]), np.asarray(full["w"]) / 2, rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(full["w"]), -2e-3, rtol=1e-6)

@@ -1,6 +1,5 @@
 """Many seeds in one vmapped program: equal to separate runs, per-seed stopping, many devices."""
 
-import functools
 import json
 import re
 import subprocess
@@ -11,9 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hsi_jax import config_util, models, parallel
+from hsi_jax import config_util, models, parallel, run, seeds
 from hsi_jax.data import split_files
-from hsi_jax.train import loop, optim, seeds, state as state_lib, step as step_lib, tasks
+from hsi_jax.families import windows
+from hsi_jax.train import optim, state as state_lib, step as step_lib
 
 from conftest import REPO, subprocess_env
 
@@ -65,7 +65,7 @@ def test_epoch_order_does_not_depend_on_padding():
 def test_a_batch_of_padding_changes_nothing():
   config = _tiny()
   model = models.build_model(config.model, 16)
-  optimizer = optim.make_optimizer(config.train, 10)
+  optimizer = optim.make_optimizer(config.train)
   x = jnp.ones((4, 4, 4, 200), jnp.float32)
   state = state_lib.init_state(model, optimizer, jax.random.key(0), (x[:1],))
   step = jax.jit(step_lib.make_train_step(model, optimizer, config.train))
@@ -78,7 +78,7 @@ def test_a_batch_of_padding_changes_nothing():
 
 
 def _epochs(path):
-  return [json.loads(l) for l in path.read_text().splitlines()]
+  return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_vmapped_epoch_equals_separate_epochs(indian_pines):
@@ -90,23 +90,23 @@ def test_vmapped_epoch_equals_separate_epochs(indian_pines):
   config = _tiny()
   configs = [_tiny(partition=p) for p in (1, 2)]
   datas = []
-  for c, windows in zip(configs, (40, 43)):
+  for c, count in zip(configs, (40, 43)):
     split, _, _ = split_files.split_from_config(c, labels=indian_pines)
-    data = tasks.window_data(c, indian_pines.cube, split)
-    datas.append(data.replace(train_origins=data.train_origins[:windows],
-                              train_flips=data.train_flips[:windows],
-                              num_windows=np.int32(windows)))
+    data = windows.host_data(c, indian_pines.cube, split)
+    datas.append(data.replace(train_origins=data.train_origins[:count],
+                              train_flips=data.train_flips[:count], num_windows=np.int32(count)))
   mesh = parallel.make_mesh()
   model = models.build_model(config.model, 16)
-  make_optimizer = functools.partial(optim.make_optimizer, config.train)
-  init = state_lib.make_init(model, make_optimizer(1), (jnp.zeros((1, 4, 4, 200)),))
-  epoch = step_lib.make_train_epoch(model, make_optimizer, config.train, 4, mesh, True, jit=False)
+  optimizer = optim.make_optimizer(config.train)
+  init = state_lib.make_init(model, optimizer, (jnp.zeros((1, 4, 4, 200)),))
+  epoch = step_lib.make_train_epoch(model, optimizer, config.train, 4, mesh, True)
   keys = [jax.random.key(1), jax.random.key(2)]
   states = [jax.jit(init)(jax.random.key(k)) for k in (3, 4)]
-  together, metrics = jax.jit(jax.vmap(epoch))(
-      jax.tree.map(lambda *x: jnp.stack(x), *states), seeds.stack_padded(datas), jnp.stack(keys))
+  lr = optim.round_learning_rate(config.train, 0)
+  together, metrics = jax.jit(jax.vmap(epoch, in_axes=(0, 0, 0, None)))(
+      jax.tree.map(lambda *x: jnp.stack(x), *states), windows.stack(datas), jnp.stack(keys), lr)
   for k in range(2):
-    alone, alone_metrics = jax.jit(epoch)(states[k], datas[k], keys[k])
+    alone, alone_metrics = jax.jit(epoch)(states[k], datas[k], keys[k], lr)
     np.testing.assert_allclose(metrics["loss"][k], alone_metrics["loss"], rtol=1e-6)
     assert int(together.step[k]) == int(alone.step) == (5 if k == 0 else 6)  # 80 / 86 examples
     for a, b in zip(jax.tree.leaves((alone.params, alone.batch_stats)),
@@ -118,19 +118,19 @@ def test_vmapped_epoch_equals_separate_epochs(indian_pines):
 def test_vmapped_partitions_match_separate_runs(tmp_path):
   """Whole runs: partitions 1 and 2 trained together vs each alone (same splits, per-epoch losses,
   validation and test metrics within the float-divergence bounds of two short SGD epochs)."""
-  together = loop.run(_tiny(num_seeds=2, seeds_over="partitions"), tmp_path / "together")
+  together = run.run(_tiny(num_seeds=2, seeds_over="partitions"), tmp_path / "together")
   assert together["vmapped"] and len(together["runs"]) == 2
   for k, partition in enumerate((1, 2)):
     joint = _epochs(tmp_path / "together" / f"seed{k}" / "metrics.jsonl")
-    alone = loop.train_and_evaluate(_tiny(partition=partition), tmp_path / f"alone{partition}")
-    run = together["runs"][k]
-    assert run["partition"] == partition and run["split_hash"] == alone["split_hash"]
+    alone = run.run(_tiny(partition=partition), tmp_path / f"alone{partition}")
+    joint_run = together["runs"][k]
+    assert joint_run["partition"] == partition and joint_run["split_hash"] == alone["split_hash"]
     separate = _epochs(tmp_path / f"alone{partition}" / "metrics.jsonl")
     np.testing.assert_allclose([e["loss"] for e in joint], [e["loss"] for e in separate],
                                rtol=2e-3)
     np.testing.assert_allclose([e["val_accuracy"] for e in joint],
                                [e["val_accuracy"] for e in separate], atol=0.02)
-    assert run["oa"] == pytest.approx(alone["oa"], abs=0.02)
+    assert joint_run["oa"] == pytest.approx(alone["oa"], abs=0.02)
     for name in ("map.png", "curves.png"):
       assert (tmp_path / "together" / f"seed{k}" / name).is_file()
   oas = [r["oa"] for r in together["runs"]]
@@ -144,11 +144,11 @@ def test_three_seeds_one_and_eight_devices(tmp_path):
   outputs = {}
   for devices in (1, 8):
     workdir = tmp_path / f"d{devices}"
-    run = subprocess.run(
+    launched = subprocess.run(
         [sys.executable, "launch/train.py", f"--config={RUNLOCAL}", f"--workdir={workdir}",
          "--config.num_seeds=3", *TINY], cwd=REPO, capture_output=True, text=True, timeout=900,
         env=subprocess_env(devices))
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert launched.returncode == 0, launched.stderr[-3000:]
     outputs[devices] = json.loads((workdir / "results.json").read_text())
   one, eight = outputs[1], outputs[8]
   assert one["num_devices"] == 1 and eight["num_devices"] == 8
@@ -178,8 +178,8 @@ def test_two_process_multihost_run_writes_once(tmp_path):
   for p, output in zip(processes, outputs):
     assert p.returncode == 0, output[-3000:]
   # The same metrics on both processes (each times its own training: those seconds may differ).
-  finals = [re.sub(r", [0-9.]+ s training", "", next(l for l in o.splitlines()
-                                                     if l.startswith("OA "))) for o in outputs]
+  finals = [re.sub(r", [0-9.]+ s training", "", next(line for line in o.splitlines()
+                                                     if line.startswith("OA "))) for o in outputs]
   assert finals[0] == finals[1]
   results = json.loads((workdir / "results.json").read_text())
   assert results["num_devices"] == 2

@@ -1,6 +1,7 @@
 """The split generator on the real IP, PU and SV ground-truth maps."""
 
 import numpy as np
+import scipy.io
 import pytest
 
 from hsi_jax import config_util
@@ -225,7 +226,6 @@ def test_unknown_config_option_lists_valid_ones():
 
 
 def test_audit_of_masks_brought_from_another_paper(tmp_path, ground_truths):
-  import scipy.io
   gt = ground_truths["pu"].gt
   split = splits.make_split(gt, 9, 2, "pixels", splits.PixelsParams(27, per_class=50))
   scipy.io.savemat(tmp_path / "masks.mat", {"train": split.train, "test": split.test})

@@ -1,6 +1,8 @@
 """SSAN and its comparison rows: the network, its inputs, both protocols, whole runs on real IP."""
 
 import json
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -8,12 +10,13 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA
 
-from hsi_jax import benchmark, config_util, models
+from hsi_jax import benchmark, config_util, models, parallel, run
 from hsi_jax.data import audit, pixel_inputs, split_files
 from hsi_jax.models import layers, ssan
-from hsi_jax.train import loop, pixel_step, tasks
+from hsi_jax.families import pixels
+from hsi_jax.train import optim, pixel_step
 
-from conftest import REPO
+from conftest import REPO, subprocess_env
 
 IP = str(REPO / "configs" / "ip.py")
 
@@ -149,7 +152,7 @@ def test_pca_and_minmax_fitted_on_the_given_pixels(indian_pines):
 
 def _training_inputs(config, cube, split):
   """The exact arrays the train round feeds the network: every training pixel once."""
-  data, _ = tasks.pixel_data(config, cube, split)
+  data = pixels.host_data(config, cube, split)
   spectrum, patch = pixel_step.inputs_at(jnp.asarray(data.spectra), jnp.asarray(data.train_pca),
                                          jnp.asarray(data.train_pixels), config.data.neighbourhood)
   return np.asarray(spectrum), np.asarray(patch)
@@ -170,7 +173,7 @@ def test_no_val_or_test_value_reaches_a_training_input_under_blocks(indian_pines
   if protocol == "blocks":
     for clean, dirty in zip(clean_inputs, poisoned_inputs):
       np.testing.assert_array_equal(clean, dirty)
-    data, _ = tasks.pixel_data(config, indian_pines.cube, split)
+    data = pixels.host_data(config, indian_pines.cube, split)
     region = pixel_inputs.training_region(split)
     assert not region[held_out].any()
     outside = np.pad(~region, 27, constant_values=True)
@@ -202,7 +205,7 @@ def test_runlocal_end_to_end_on_indian_pines(tmp_path, name, protocol):
   config = _quick(config_util.load_config(f"{IP}:runlocal,model={name},protocol={protocol}"))
   if name == "svm":
     config.model.svm_c = (10.0, 100.0)
-  results = loop.train_and_evaluate(config, tmp_path)
+  results = run.run(config, tmp_path)
   saved = json.loads((tmp_path / "results.json").read_text())
   assert saved["model"] == name and saved["protocol"] == protocol
   prediction = np.load(tmp_path / "map.npy")
@@ -215,7 +218,53 @@ def test_runlocal_end_to_end_on_indian_pines(tmp_path, name, protocol):
   if name in ("knn", "svm"):
     assert results["oa"] > 0.4 and set(results["chosen"]) <= {"neighbours", "svm_c", "svm_gamma"}
   else:
-    lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [l["step"] for l in lines] == [10, 20]
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [10, 20]
     assert results["oa"] > 1 / 16  # better than chance after 20 steps
 
+
+
+def test_vmapped_pixel_round_equals_separate_rounds(indian_pines):
+  """The pixels family's program over partitions 1 and 2 (different numbers of training pixels:
+  the shorter list is padded) computes each partition's own round: with SGD, the same loss and
+  parameters to float precision as the single-seed program of that partition."""
+  config = _quick(config_util.load_config(f"{IP}:runlocal,model=acnn,protocol=blocks"))
+  config.train.optimizer, config.train.learning_rate = "sgd", 0.01
+  splits = [split_files.split_from_config(config, seed=p, labels=indian_pines)[0] for p in (1, 2)]
+  assert np.count_nonzero(splits[0].train) != np.count_nonzero(splits[1].train)
+  mesh = parallel.make_mesh()
+  together = pixels.make_program(config, indian_pines, splits, mesh)
+  keys = jnp.stack([jax.random.key(3), jax.random.key(4)])
+  round_keys = jnp.stack([jax.random.key(5), jax.random.key(6)])
+  lr = optim.round_learning_rate(config.train, 0)
+  states, metrics = together.train_round(together.init(keys), together.data, round_keys, lr)
+  for k in range(2):
+    alone = pixels.make_program(config, indian_pines, [splits[k]], mesh)
+    state, alone_metrics = alone.train_round(alone.init(keys[k][None]), alone.data,
+                                             round_keys[k][None], lr)
+    np.testing.assert_allclose(metrics["loss"][k], alone_metrics["loss"][0], rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(states.params)):
+      np.testing.assert_allclose(a[0], b[k], rtol=1e-4, atol=1e-7)
+
+
+def test_pixel_model_seeds_train_in_one_program_through_the_launcher(tmp_path):
+  """The README's command for several seeds of a pixel model: one vmapped program, each seed's
+  files, and the mean +- std of the runs."""
+  result = subprocess.run(
+      [sys.executable, "launch/train.py", f"--config={IP}:runlocal,model=acnn",
+       "--config.num_seeds=2", "--config.train.steps=200", f"--workdir={tmp_path}"],
+      cwd=REPO, capture_output=True, text=True, timeout=600, env=subprocess_env())
+  assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+  assert "2 runs in one vmapped program" in result.stdout
+  assert "2 runs: OA " in result.stdout
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert results["vmapped"] and results["num_seeds"] == 2
+  oas = [r["oa"] for r in results["runs"]]
+  assert [r["seed"] for r in results["runs"]] == [0, 1] and oas[0] != oas[1]
+  assert results["mean"]["oa"] == pytest.approx(np.mean(oas))
+  assert results["std"]["oa"] == pytest.approx(np.std(oas))
+  for k in range(2):
+    for name in ("split.npz", "metrics.jsonl", "curves.png", "map.npy", "results.json"):
+      assert (tmp_path / f"seed{k}" / name).is_file(), (k, name)
+    lines = (tmp_path / f"seed{k}" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [100, 200]

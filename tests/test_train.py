@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from hsi_jax import config_util
-from hsi_jax.data import patches, split_files, splits
+from hsi_jax import config_util, run, workdir as workdir_lib
+from hsi_jax.data import patches, preprocess, split_files, splits
 from hsi_jax.evaluate import metrics, predict
-from hsi_jax.train import losses, loop, progress
+from hsi_jax.train import losses, progress, step
 
 from conftest import REPO, subprocess_env
 
@@ -68,7 +68,7 @@ def test_window_origins_of_clipped_patches():
 def runlocal_run(tmp_path_factory):
   workdir = tmp_path_factory.mktemp("runlocal")
   start = time.perf_counter()
-  results = loop.train_and_evaluate(config_util.load_config(RUNLOCAL), workdir)
+  results = run.run(config_util.load_config(RUNLOCAL), workdir)
   return workdir, results, time.perf_counter() - start
 
 
@@ -79,9 +79,9 @@ def test_runlocal_end_to_end_on_indian_pines(runlocal_run):
   for name in ("config.json", "split.npz", "split.json", "split.png", "metrics.jsonl", "curves.png",
                "results.json", "map.npy", "map.png"):
     assert (workdir / name).is_file(), name
-  assert {"latest", "best"} <= set(os.listdir(workdir / "checkpoints"))
-  epochs = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
-  assert [e["epoch"] for e in epochs] == list(range(len(epochs)))
+  assert set(os.listdir(workdir / "checkpoints")) == {"latest"}
+  epochs = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert [e["round"] for e in epochs] == list(range(len(epochs)))
   assert epochs[-1]["loss"] < epochs[0]["loss"]
   assert results["num_params"] > 0 and results["train_seconds"] > 0
   # results.json is computed from map.npy at the test pixels of split.npz.
@@ -96,13 +96,13 @@ def test_runlocal_end_to_end_on_indian_pines(runlocal_run):
 
 def test_finished_or_foreign_workdir_is_refused(runlocal_run, tmp_path):
   workdir, _, _ = runlocal_run
-  with pytest.raises(loop.WorkdirError, match="finished run"):
-    loop.train_and_evaluate(config_util.load_config(RUNLOCAL), workdir)
+  with pytest.raises(workdir_lib.WorkdirError, match="finished run"):
+    run.run(config_util.load_config(RUNLOCAL), workdir)
   config = config_util.load_config(RUNLOCAL)
-  loop.prepare_workdir(config, tmp_path)
+  workdir_lib.prepare(config, tmp_path)
   config.train.learning_rate = 0.5
-  with pytest.raises(loop.WorkdirError, match="different config.*train"):
-    loop.prepare_workdir(config, tmp_path)
+  with pytest.raises(workdir_lib.WorkdirError, match="different config.*train"):
+    workdir_lib.prepare(config, tmp_path)
 
 
 def launch_train(workdir, *overrides, env=None):
@@ -141,9 +141,9 @@ def test_resume_after_sigkill_matches_uninterrupted(runlocal_run, tmp_path):
   results = json.loads((tmp_path / "results.json").read_text())
   assert results["confusion_matrix"] == reference["confusion_matrix"]
   assert results["best_epoch"] == reference["best_epoch"]
-  ours = [json.loads(l) for l in metrics_path.read_text().splitlines()]
-  theirs = [json.loads(l) for l in (reference_dir / "metrics.jsonl").read_text().splitlines()]
-  assert [e["epoch"] for e in ours] == [e["epoch"] for e in theirs]
+  ours = [json.loads(line) for line in metrics_path.read_text().splitlines()]
+  theirs = [json.loads(line) for line in (reference_dir / "metrics.jsonl").read_text().splitlines()]
+  assert [e["round"] for e in ours] == [e["round"] for e in theirs]
   np.testing.assert_allclose([e["loss"] for e in ours], [e["loss"] for e in theirs], rtol=1e-6)
 
 
@@ -182,13 +182,13 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
   config = config_util.load_config(RUNLOCAL)
   config.train.epochs = 1
   config.train.learning_rate = 1e30
-  with pytest.raises(FloatingPointError, match="Training loss became nan in epoch 1"):
-    loop.train_and_evaluate(config, tmp_path)
+  with pytest.raises(FloatingPointError,
+                     match="Training loss became nan in epoch 1; stopped. No checkpoint was saved"):
+    run.run(config, tmp_path)
   assert not (tmp_path / "results.json").exists()
 
 
 def test_standardisation_uses_training_pixels_only():
-  from hsi_jax.data import preprocess
   rng = np.random.default_rng(0)
   cube = rng.normal(5.0, 2.0, (10, 10, 3)).astype(np.float32)
   train = np.zeros((10, 10), np.int32)
@@ -202,7 +202,6 @@ def test_standardisation_uses_training_pixels_only():
 
 
 def test_validation_metrics_labelled_and_keras():
-  from hsi_jax.train import step
   labels = np.zeros((2, 2), np.int32)
   labels[0, 0], labels[1, 1] = 2, 3
   padded = patches.pad_scene(labels, 2)
@@ -226,12 +225,31 @@ def test_step_progress_redraws_on_a_terminal_and_prints_quarters_otherwise():
     stream = Stream(tty)
     bar = progress.StepProgress(stream, min_interval=0.0)
     bar.begin("epoch 1/3", steps=8, examples_per_step=16)
-    for step in range(8):
-      bar(np.array([step, step - 1]))  # copies of the index (vmap / devices): the largest counts
+    for index in range(8):
+      bar(np.array([index, index - 1]))  # copies of the index (vmap / devices): the largest counts
     bar.end()
     text = stream.getvalue()
     if tty:
       assert text.count("\r") >= 8 and "8/8 steps" in text
     else:
-      assert [l.split("] ")[1].split(" steps")[0] for l in text.splitlines()] == ["2/8", "4/8",
+      assert [line.split("] ")[1].split(" steps")[0] for line in text.splitlines()] == ["2/8", "4/8",
                                                                                   "6/8"]
+
+
+def test_bad_values_are_refused_before_anything_is_written(tmp_path):
+  """validate(config) runs first: every bad value named at once, the workdir never created."""
+  config = config_util.load_config(RUNLOCAL)
+  config.train.val_metric, config.train.batch_size, config.split.pixel_ratio = "acc", 0, 1.5
+  with pytest.raises(config_util.ConfigError) as error:
+    run.run(config, tmp_path / "run")
+  message = str(error.value)
+  assert "train.val_metric='acc' must be one of 'labelled', 'keras_all_pixels'" in message
+  assert "train.batch_size=0 must be an integer >= 1" in message
+  assert "split.pixel_ratio=1.5 must be a fraction in (0, 1)" in message
+  assert not (tmp_path / "run").exists()
+  pixel_config = config_util.load_config(f"{REPO / 'configs' / 'ip.py'}:runlocal,model=ssan")
+  pixel_config.train.steps = 250
+  with pytest.raises(config_util.ConfigError, match="train.steps=250 must be a multiple of "
+                                                    "train.eval_every=100"):
+    run.run(pixel_config, tmp_path / "pixel")
+  assert not (tmp_path / "pixel").exists()

@@ -12,7 +12,7 @@ import numpy as np
 
 from hsi_jax import fileutil
 from hsi_jax.data import io, splits
-from hsi_jax.evaluate import plots
+from hsi_jax import plots
 
 
 def split_from_config(config, seed: Optional[int] = None, labels: Optional[io.SceneData] = None):

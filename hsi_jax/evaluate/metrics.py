@@ -18,6 +18,9 @@ def confusion_matrix(true, pred, num_classes: int):
   return counts[:-1].reshape(num_classes, num_classes).astype(jnp.int32)
 
 
+SUMMARY_KEYS = ("oa", "aa", "kappa")  # what a table of runs reports, mean +- std
+
+
 def summarize(confusion: np.ndarray) -> dict:
   """OA, AA (mean recall over classes with test pixels), the official code's AA (`aa_code`:
   correct_c / (N_c + 1) over all classes, decision 6), Cohen's kappa, per-class recall."""

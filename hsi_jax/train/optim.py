@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 OPTIMIZERS = ("keras_nadam", "nadam", "adam", "sgd")
@@ -60,26 +61,37 @@ def keras_nadam(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 
   return optax.GradientTransformation(init, update)
 
 
-def make_optimizer(train_config, steps_per_epoch) -> optax.GradientTransformation:
-  """The config's optimiser. `keras_nadam` (DA-IMRN, faithful), `nadam` (optax's) and `sgd` take
-  the step decay: learning rate x `lr_decay` every `lr_decay_every` epochs (steps_per_epoch may
-  be traced: seeds.py trains partitions of different lengths together). `adam` (SSAN): constant
-  learning rate, TF defaults. `sgd`'s updates are linear in the gradients, so float-level
-  differences stay float-level: the optimiser of the equivalence tests."""
+def make_optimizer(train_config) -> optax.GradientTransformation:
+  """The config's optimiser, built once, its learning rate a hyper-parameter in the state that the
+  host sets before each round (`set_learning_rate`, value from `round_learning_rate`).
+  `keras_nadam` (DA-IMRN, faithful), `nadam` (optax's) and `sgd` take the step decay; `adam`
+  (SSAN): constant learning rate, TF defaults. `sgd`'s updates are linear in the gradients, so
+  float-level differences stay float-level: the optimiser of the equivalence tests."""
   name = train_config.optimizer
   if name not in OPTIMIZERS:
     raise ValueError(f"train.optimizer must be one of {OPTIMIZERS}, got {name!r}.")
-  if name == "adam":
-    return optax.adam(train_config.learning_rate, b1=0.9, b2=0.999, eps=1e-8)
-  every = jnp.maximum(train_config.lr_decay_every * steps_per_epoch, 1)
-  num_decays = train_config.epochs // train_config.lr_decay_every
-  decay = jnp.float32(train_config.lr_decay)
+  factories = {
+      "adam": lambda learning_rate: optax.adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8),
+      "sgd": optax.sgd,
+      "nadam": lambda learning_rate: optax.nadam(learning_rate, b1=0.9, b2=0.999, eps=1e-8),
+      "keras_nadam": lambda learning_rate: keras_nadam(learning_rate, b1=0.9, b2=0.999, eps=1e-8,
+                                                       schedule_decay=0.004),
+  }
+  return optax.inject_hyperparams(factories[name])(learning_rate=train_config.learning_rate)
 
-  def schedule(count):
-    return train_config.learning_rate * decay ** jnp.minimum(count // every, num_decays)
 
-  if name == "sgd":
-    return optax.sgd(schedule)
-  if name == "nadam":
-    return optax.nadam(schedule, b1=0.9, b2=0.999, eps=1e-8)
-  return keras_nadam(schedule, b1=0.9, b2=0.999, eps=1e-8, schedule_decay=0.004)
+def round_learning_rate(train_config, round_index: int) -> np.float32:
+  """The learning rate of a round (an epoch for DA-IMRN): learning_rate x lr_decay every
+  lr_decay_every epochs, at most epochs // lr_decay_every times; constant for `adam` and for a
+  config without a decay (the pixel models')."""
+  if train_config.optimizer == "adam" or not train_config.get("lr_decay_every"):
+    return np.float32(train_config.learning_rate)
+  decays = min(round_index // train_config.lr_decay_every,
+               train_config.epochs // train_config.lr_decay_every)
+  return np.float32(train_config.learning_rate) * np.float32(train_config.lr_decay) ** decays
+
+
+def set_learning_rate(opt_state, learning_rate):
+  """make_optimizer's state with its learning rate replaced (a traced scalar is fine)."""
+  hyperparams = dict(opt_state.hyperparams, learning_rate=jnp.asarray(learning_rate, jnp.float32))
+  return opt_state._replace(hyperparams=hyperparams)

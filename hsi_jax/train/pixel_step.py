@@ -1,4 +1,4 @@
-"""Pure, jitted training and prediction for the pixel classifiers (SSAN and its comparison rows).
+"""Pure training and prediction functions of the pixels family (SSAN and its comparison rows).
 
 One example = one labelled pixel: its spectrum (B,) and the S x S PCA neighbourhood around it.
 Training runs in rounds of `steps` iterations (the SSAN code's iteration budget, validated every
@@ -17,6 +17,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from hsi_jax.data import patches
+from hsi_jax.train import optim
 from hsi_jax.train.state import TrainState
 
 
@@ -24,7 +25,8 @@ from hsi_jax.train.state import TrainState
 class PixelData:
   """On the device. spectra (H, W, B); pca / train_pca (H+2S, W+2S, K) padded by S (train_pca is
   zero outside the training region); train_pixels (N, 2) int32 with train_classes (N,) int32 in
-  0..C-1; val_pixels (M, 2) int32."""
+  0..C-1; val_pixels (M, 2) int32. Seeds trained together pad train_pixels / train_classes /
+  val_pixels to the longest with zeros (a round's order never reaches the padding)."""
   spectra: jax.Array
   pca: jax.Array
   train_pca: jax.Array
@@ -54,9 +56,20 @@ def make_pixel_train_step(model, optimizer):
   return train_step
 
 
-def make_pixel_train_round(model, optimizer, batch_size: int, steps: int, size: int, mesh: Mesh,
+def round_order(rng, count: int, steps: int, batch_size: int):
+  """(order (steps, batch_size) int32 indices into the `count` training pixels, dropout key): the
+  round's batches from consecutive random permutations (count is static: one seed's own)."""
+  order_key, dropout_key = jax.random.split(rng)
+  permutations = math.ceil(steps * batch_size / count)
+  order = jax.vmap(lambda k: jax.random.permutation(k, count))(
+      jax.random.split(order_key, permutations)).reshape(-1)[:steps * batch_size]
+  return order.reshape(steps, batch_size), dropout_key
+
+
+def make_pixel_train_round(model, optimizer, batch_size: int, size: int, mesh: Mesh,
                            on_step=None):
-  """train_round(state, data, rng) -> (state, {"loss": mean over the round}), jitted.
+  """train_round(state, data, order (steps, batch), dropout_key, learning_rate) -> (state,
+  {"loss": mean over the round}), pure (families/pixels.py vmaps it over seeds and jits it).
   `on_step(index)`, when given, is called on the host after each step (progress.StepProgress)."""
   if batch_size % mesh.shape["data"]:
     raise ValueError(f"train.batch_size ({batch_size}) must be a multiple of the number of "
@@ -64,13 +77,7 @@ def make_pixel_train_round(model, optimizer, batch_size: int, steps: int, size: 
   batch_sharding = NamedSharding(mesh, P("data"))
   train_step = make_pixel_train_step(model, optimizer)
 
-  def train_round(state: TrainState, data: PixelData, rng):
-    count = data.train_pixels.shape[0]
-    order_key, dropout_key = jax.random.split(rng)
-    permutations = math.ceil(steps * batch_size / count)
-    order = jax.vmap(lambda k: jax.random.permutation(k, count))(
-        jax.random.split(order_key, permutations)).reshape(-1)[:steps * batch_size]
-
+  def train_round(state: TrainState, data: PixelData, order, dropout_key, learning_rate):
     def step(state, inputs):
       index, examples = inputs
       pixels = data.train_pixels[examples]
@@ -84,15 +91,15 @@ def make_pixel_train_round(model, optimizer, batch_size: int, steps: int, size: 
         jax.debug.callback(on_step, index)
       return state, loss
 
-    state, losses = jax.lax.scan(step, state, (jnp.arange(steps),
-                                               order.reshape(steps, batch_size)))
+    state = state.replace(opt_state=optim.set_learning_rate(state.opt_state, learning_rate))
+    state, losses = jax.lax.scan(step, state, (jnp.arange(order.shape[0]), order))
     return state, {"loss": jnp.mean(losses)}
 
-  return jax.jit(train_round, donate_argnums=0)
+  return train_round
 
 
 def make_pixel_predict(model, size: int, mesh: Mesh, chunk: int):
-  """predict(params, spectra, padded_pca, pixels (M, 2)) -> (M,) int32 class ids 1..C (jitted)."""
+  """predict(params, spectra, padded_pca, pixels (M, 2)) -> (M,) int32 class ids 1..C (pure)."""
   chunk = max(mesh.shape["data"], chunk - chunk % mesh.shape["data"])
   batch_sharding = NamedSharding(mesh, P("data"))
 
@@ -108,4 +115,4 @@ def make_pixel_predict(model, size: int, mesh: Mesh, chunk: int):
 
     return jax.lax.map(one_chunk, padded.reshape(-1, chunk, 2)).reshape(-1)[:count]
 
-  return jax.jit(predict, out_shardings=NamedSharding(mesh, P()))
+  return predict

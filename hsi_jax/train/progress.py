@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from hsi_jax import fileutil
-from hsi_jax.evaluate import plots
+from hsi_jax import plots
 
 
 class StepProgress:
@@ -70,9 +70,9 @@ class StepProgress:
       self._stream.flush()
 
 
-def lr_drop_epochs(train_config) -> tuple[int, ...]:
-  """0-based epochs at which a step-decayed learning rate first applies (none for adam)."""
-  if train_config.optimizer == "adam" or "lr_decay_every" not in train_config:
+def lr_drop_rounds(train_config) -> tuple[int, ...]:
+  """0-based rounds (epochs) at which a step-decayed learning rate first applies (none for adam)."""
+  if train_config.optimizer == "adam" or not train_config.get("lr_decay_every"):
     return ()
   every = train_config.lr_decay_every
   return tuple(range(every, train_config.epochs, every))
@@ -89,8 +89,9 @@ class Curves:
   takes a fraction of a second; accelerator epochs can be shorter) and always when forced."""
 
   def __init__(self, workdir: pathlib.Path, title: str, lr_drops: tuple[int, ...],
-               min_seconds: float = 20.0):
+               round_name: str = "epoch", min_seconds: float = 20.0):
     self._workdir, self._title, self._lr_drops = pathlib.Path(workdir), title, lr_drops
+    self._round_name = round_name
     self._min_seconds = min_seconds
     self._last = -float("inf")
 
@@ -100,5 +101,6 @@ class Curves:
       return
     records = read_metrics(self._workdir / "metrics.jsonl")
     if records:
-      plots.plot_curves(self._workdir / "curves.png", records, self._title, self._lr_drops)
+      plots.plot_curves(self._workdir / "curves.png", records, self._title, self._lr_drops,
+                        self._round_name)
     self._last = now

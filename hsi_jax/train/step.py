@@ -1,7 +1,8 @@
-"""Pure, jitted epoch and evaluation functions over data resident on the device.
+"""Pure epoch and evaluation functions of the windows family (DA-IMRN) over data resident on the device.
 
-`train_epoch(state, data, rng) -> (state, metrics)` runs one whole epoch in one compiled program:
-the example order comes from `rng` (folded from (seed, epoch) by the caller), windows are gathered
+`train_epoch(state, data, rng, learning_rate) -> (state, metrics)` is one whole epoch (one
+compiled program once families/windows.py has vmapped and jitted it): the example order comes from
+`rng` (folded from (seed, epoch) by the caller), windows are gathered
 from the resident scene, every batch is sharded over the mesh axis `data`, and the steps run under
 `lax.scan`. Each kept window is an example, plus its flipped copy when augmenting (the code's 2x
 training set). A last batch that does not fill up is padded with examples whose loss weight is 0
@@ -20,8 +21,11 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from hsi_jax.data import patches
-from hsi_jax.train import losses
+from hsi_jax.train import losses, optim
 from hsi_jax.train.state import TrainState
+
+LOSS_REDUCTIONS = ("all_pixels", "labelled")
+VAL_METRICS = ("labelled", "keras_all_pixels")
 
 
 @flax.struct.dataclass
@@ -29,10 +33,10 @@ class DeviceData:
   """Everything a run reads, on the device. Maps padded by `patch` on each side (patches.pad_scene).
 
   cube (H+2p, W+2p, B) float32; train_labels (N, p, p) int32: the class ids each train window is
-  trained on (0 = none; tasks.window_labels picks the rule); train_origins (N, 2), train_flips
+  trained on (0 = none; families.windows.window_labels picks the rule); train_origins (N, 2), train_flips
   (N,) int8 (-1 = no augmented copy); val_origins (M, 2) int32 (scored on the host:
   window_accuracy); num_windows () int32: the first num_windows rows of train_origins are real (the
-  rest pad a seed to the longest partition when several are trained together, seeds.py).
+  rest pad a seed to the longest partition when several are trained together).
   """
   cube: jax.Array
   train_labels: jax.Array
@@ -45,9 +49,6 @@ class DeviceData:
 def loss_denominator(train_config, labelled, pixels):
   """Focal-loss mean: over all pixels of the real examples (faithful, decision 8: unlabelled ones
   add 0) or, with train.loss_reduction = "labelled", over the labelled pixels only."""
-  if train_config.loss_reduction not in ("all_pixels", "labelled"):
-    raise ValueError("train.loss_reduction must be 'all_pixels' or 'labelled', got "
-                     f"{train_config.loss_reduction!r}.")
   return jnp.maximum(labelled if train_config.loss_reduction == "labelled" else pixels, 1)
 
 
@@ -93,24 +94,22 @@ def epoch_steps(num_windows: int, augment: bool, batch_size: int) -> int:
   return math.ceil((2 if augment else 1) * num_windows / batch_size)
 
 
-def make_train_epoch(model, make_optimizer, train_config, patch: int, mesh: Mesh, augment: bool,
-                     jit: bool = True, on_step=None):
-  """train_epoch(state, data, rng) -> (state, {"loss"}). `make_optimizer(steps_per_epoch)` is
-  called inside (steps_per_epoch may be traced: seeds with different partitions have different
-  epochs). A batch that does not divide over the mesh axis `data` is padded with weight-0 copies.
-  jit=False returns the plain function (seeds.py vmaps it). `on_step(index)`, when given, is called
-  on the host after each step (progress.StepProgress)."""
+def make_train_epoch(model, optimizer, train_config, patch: int, mesh: Mesh, augment: bool,
+                     on_step=None):
+  """train_epoch(state, data, rng, learning_rate) -> (state, {"loss"}), pure (families/windows.py
+  vmaps it over seeds and jits it). A batch that does not divide over the mesh axis `data` is
+  padded with weight-0 copies. `on_step(index)`, when given, is called on the host after each step
+  (progress.StepProgress)."""
   batch_size = train_config.batch_size
   batch_sharding = NamedSharding(mesh, P("data"))
   device_batch = batch_size + (-batch_size % mesh.shape["data"])
   copies = 2 if augment else 1
+  train_step = make_train_step(model, optimizer, train_config)
 
-  def train_epoch(state: TrainState, data: DeviceData, rng):
+  def train_epoch(state: TrainState, data: DeviceData, rng, learning_rate):
     num_windows = data.num_windows
     num_examples = copies * num_windows
     steps = epoch_steps(data.train_origins.shape[0], augment, batch_size)
-    train_step = make_train_step(model, make_optimizer((num_examples + batch_size - 1) // batch_size),
-                                 train_config)
     order = epoch_order(rng, num_examples, steps * batch_size).reshape(steps, batch_size)
     order = jnp.concatenate([order, order[:, :device_batch - batch_size]], axis=1)
     weights = ((order < num_examples) & (jnp.arange(device_batch) < batch_size)).astype(jnp.float32)
@@ -129,17 +128,17 @@ def make_train_epoch(model, make_optimizer, train_config, patch: int, mesh: Mesh
         jax.debug.callback(on_step, index)
       return state, sums
 
+    state = state.replace(opt_state=optim.set_learning_rate(state.opt_state, learning_rate))
     state, (loss_sums, labelled, pixels) = jax.lax.scan(step, state,
                                                         (jnp.arange(steps), order, weights))
     denominator = loss_denominator(train_config, jnp.sum(labelled), jnp.sum(pixels))
     return state, {"loss": jnp.sum(loss_sums) / denominator}
 
-  return jax.jit(train_epoch, donate_argnums=0) if jit else train_epoch
+  return train_epoch
 
 
-def make_predict(model, patch: int, mesh: Mesh, chunk: int, jit: bool = True):
-  """predict(variables, cube, origins (M, 2)) -> (M, p, p) int32 class ids 1..C (jitted unless
-  jit=False)."""
+def make_predict(model, patch: int, mesh: Mesh, chunk: int):
+  """predict(variables, cube, origins (M, 2)) -> (M, p, p) int32 class ids 1..C (pure)."""
   devices = mesh.shape["data"]
   chunk = max(devices, chunk - chunk % devices)
   batch_sharding = NamedSharding(mesh, P("data"))
@@ -156,7 +155,7 @@ def make_predict(model, patch: int, mesh: Mesh, chunk: int, jit: bool = True):
     predictions = jax.lax.map(one_chunk, padded.reshape(-1, chunk, 2))
     return predictions.reshape(-1, patch, patch)[:count]
 
-  return jax.jit(predict, out_shardings=NamedSharding(mesh, P())) if jit else predict
+  return predict
 
 
 def window_accuracy(predictions: np.ndarray, labels_padded: np.ndarray, origins: np.ndarray,
@@ -174,4 +173,4 @@ def window_accuracy(predictions: np.ndarray, labels_padded: np.ndarray, origins:
   if metric == "keras_all_pixels":
     correct = np.where(labelled, predictions == labels, predictions == 1)
     return int(np.sum(correct)), int(labels.size)
-  raise ValueError(f"train.val_metric must be 'labelled' or 'keras_all_pixels', got {metric!r}.")
+  raise ValueError(f"train.val_metric must be one of {VAL_METRICS}, got {metric!r}.")

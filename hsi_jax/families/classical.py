@@ -1,4 +1,5 @@
-"""KNN and RBF-SVM on pixel spectra (scikit-learn; `pip install -e '.[baselines]'`).
+"""The classical family: KNN and RBF-SVM on pixel spectra (scikit-learn; `pip install -e
+'.[baselines]'`), fitted on the host, one seed after another, into the same files as the networks.
 
 The SSAN paper's non-neural rows (PAPERS.md §2.6). Inputs are the min-max normalised spectra of
 pixel_inputs (statistics from the training pixels, or the scene with data.fit_stats="scene"). The
@@ -15,12 +16,15 @@ import numpy as np
 
 from hsi_jax.data import pixel_inputs
 
-NAMES = ("knn", "svm")
-
-
-def _candidates(model_config):
+try:
   from sklearn.neighbors import KNeighborsClassifier
   from sklearn.svm import SVC
+except ImportError:  # an optional dependency: fit_predict says how to install it
+  KNeighborsClassifier = SVC = None
+
+
+def candidates(model_config) -> list:
+  """[(settings for results.json, unfitted classifier)] of the model's grid."""
   if model_config.name == "knn":
     return [({"neighbours": k}, KNeighborsClassifier(n_neighbors=k))
             for k in model_config.neighbours]
@@ -30,11 +34,9 @@ def _candidates(model_config):
 
 def fit_predict(config, scene, split) -> tuple[np.ndarray, dict]:
   """-> (prediction (H, W) class ids 1..C for every pixel, info for results.json)."""
-  try:
-    import sklearn  # noqa: F401
-  except ImportError:
+  if SVC is None:
     raise ImportError(f"model={config.model.name} needs scikit-learn: pip install -e "
-                      "'.[baselines]'") from None
+                      "'.[baselines]'")
   if config.data.fit_stats not in pixel_inputs.FIT_STATS:
     raise ValueError(f"data.fit_stats must be one of {pixel_inputs.FIT_STATS}, got "
                      f"{config.data.fit_stats!r}.")
@@ -45,7 +47,7 @@ def fit_predict(config, scene, split) -> tuple[np.ndarray, dict]:
     raise ValueError(f"{config.model.name} chooses its hyperparameters on validation pixels; this "
                      "split has none (set split.val_per_class > 0).")
   best = None
-  for settings, classifier in _candidates(config.model):
+  for settings, classifier in candidates(config.model):
     classifier.fit(spectra[train], split.train[train])
     val_accuracy = float(np.mean(classifier.predict(spectra[val]) == split.val[val]))
     if best is None or val_accuracy > best[0]:

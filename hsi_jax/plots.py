@@ -71,11 +71,11 @@ def plot_map(path: os.PathLike, prediction: np.ndarray, gt: np.ndarray, title: s
 
 
 def plot_curves(path: os.PathLike, records: list[dict], title: str,
-                lr_drop_epochs: tuple[int, ...] = ()) -> None:
-  """Training loss (log scale) and validation accuracy per epoch (round) from metrics.jsonl
-  records ({"epoch", "loss", "val_accuracy"}); dashed lines where the learning rate drops (the
-  first epoch run at the new rate)."""
-  epochs = np.array([r["epoch"] + 1 for r in records])
+                lr_drop_rounds: tuple[int, ...] = (), round_name: str = "epoch") -> None:
+  """Training loss (log scale) and validation accuracy per round (an epoch for DA-IMRN) from
+  metrics.jsonl records ({"round", "loss", "val_accuracy"}); dashed lines where the learning rate
+  drops (the first round run at the new rate)."""
+  epochs = np.array([r["round"] + 1 for r in records])
   loss = np.array([r["loss"] for r in records], np.float64)
   val = np.array([r["val_accuracy"] for r in records], np.float64)
   fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(9, 3.2), gridspec_kw=dict(wspace=0.35))
@@ -91,10 +91,10 @@ def plot_curves(path: os.PathLike, records: list[dict], title: str,
                     textcoords="offset points", xytext=(4, -12), fontsize=7)
   ax_val.set_ylabel("validation accuracy")
   for ax in (ax_loss, ax_val):
-    ax.set_xlabel("epoch")
-    for drop in lr_drop_epochs:
+    ax.set_xlabel(round_name)
+    for drop in lr_drop_rounds:
       if len(epochs) and drop <= epochs[-1]:
         ax.axvline(drop + 0.5, color="grey", ls="--", lw=0.8)
     ax.grid(alpha=0.3)
-  fig.suptitle(title + ("  (dashed: learning-rate drop)" if lr_drop_epochs else ""), fontsize=9)
+  fig.suptitle(title + ("  (dashed: learning-rate drop)" if lr_drop_rounds else ""), fontsize=9)
   _save(fig, path)

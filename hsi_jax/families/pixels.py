@@ -1,0 +1,99 @@
+"""The pixels family (SSAN and its comparison rows): centre-pixel classification, one round =
+`train.eval_every` iterations (the SSAN code validates every 1,000 of its 10,000).
+
+Per seed, `host_data` builds the spectra and PCA neighbourhoods from that seed's partition
+(statistics from its training pixels unless data.fit_stats = "scene"); seeds are stacked with their
+pixel lists padded to the longest. A round's batch order is drawn per seed from its own number of
+training pixels (pixel_step.round_order, unrolled over the K seeds inside the program), so seed k
+computes exactly its single run.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hsi_jax import models, parallel
+from hsi_jax.data import patches, pixel_inputs, splits as splits_lib
+from hsi_jax.families import program as program_lib
+from hsi_jax.train import optim, pixel_step, state as state_lib
+
+ROUND_NAME = "round"
+
+
+def host_data(config, cube: np.ndarray, split: splits_lib.Split) -> pixel_step.PixelData:
+  """One seed's inputs on the host (pixel_inputs)."""
+  size = config.data.neighbourhood
+  inputs = pixel_inputs.make_pixel_inputs(cube, split, config.data.pca_components,
+                                          config.data.fit_stats)
+  val_pixels = np.argwhere(split.val > 0).astype(np.int32)
+  if len(val_pixels) == 0:
+    raise ValueError("The pixel models choose their best checkpoint on validation pixels; this "
+                     "split has none (set split.val_per_class > 0).")
+  return pixel_step.PixelData(
+      spectra=inputs.spectra, pca=patches.pad_scene(inputs.pca, size),
+      train_pca=patches.pad_scene(inputs.training_pca(), size),
+      train_pixels=np.argwhere(split.train > 0).astype(np.int32),
+      train_classes=split.train[split.train > 0].astype(np.int32) - 1, val_pixels=val_pixels)
+
+
+def stack(trees: list[pixel_step.PixelData]) -> pixel_step.PixelData:
+  pad = program_lib.pad_rows
+  return pixel_step.PixelData(
+      spectra=np.stack([t.spectra for t in trees]), pca=np.stack([t.pca for t in trees]),
+      train_pca=np.stack([t.train_pca for t in trees]),
+      train_pixels=pad([t.train_pixels for t in trees], 0),
+      train_classes=pad([t.train_classes for t in trees], 0),
+      val_pixels=pad([t.val_pixels for t in trees], 0))
+
+
+def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Program:
+  """K' seeds (splits: one per seed, padded to the mesh) trained as one program."""
+  size, train_config = config.data.neighbourhood, config.train
+  steps, batch_size = train_config.eval_every, train_config.batch_size
+  if train_config.steps % steps:
+    raise ValueError(f"train.steps ({train_config.steps}) must be a multiple of train.eval_every "
+                     f"({steps}).")
+  hosts = [host_data(config, scene.cube, s) for s in splits]
+  counts = [len(h.train_pixels) for h in hosts]
+  data = parallel.put(stack(hosts), program_lib.seed_sharding(mesh))
+  model = models.build_model(config.model, scene.num_classes)
+  optimizer = optim.make_optimizer(train_config)
+  example = (program_lib.zeros((1, scene.cube.shape[-1])),
+             program_lib.zeros((1, size, size, config.data.pca_components)))
+  num_seeds = len(splits)
+  round_fn = program_lib.over_seeds(
+      pixel_step.make_pixel_train_round(model, optimizer, batch_size, size, mesh, on_step),
+      num_seeds, in_axes=(0, 0, 0, 0, None))
+
+  def train_round(states, data, keys, learning_rate):
+    orders, dropout_keys = zip(*[pixel_step.round_order(keys[k], count, steps, batch_size)
+                                 for k, count in enumerate(counts)])
+    return round_fn(states, data, jnp.stack(orders), jnp.stack(dropout_keys), learning_rate)
+
+  predict = pixel_step.make_pixel_predict(model, size, mesh, train_config.eval_batch_size)
+  val_predictions = program_lib.vmap_jit(
+      lambda state, data: predict(state.params, data.spectra, data.pca, data.val_pixels), mesh,
+      num_seeds)
+  pixel_predictions = program_lib.vmap_jit(
+      lambda state, data, pixels: predict(state.params, data.spectra, data.pca, pixels), mesh,
+      num_seeds, in_axes=(0, 0, None))
+  val_classes = [s.val[s.val > 0] for s in splits]
+
+  def val_accuracy(predictions):
+    correct = [int(np.sum(predictions[k, :len(c)] == c)) for k, c in enumerate(val_classes)]
+    return np.asarray(correct), np.asarray([len(c) for c in val_classes])
+
+  def predict_maps(states, data):
+    pixels = np.indices(scene.gt.shape).reshape(2, -1).T.astype(np.int32)
+    maps = np.asarray(pixel_predictions(states, data, jnp.asarray(pixels)))
+    return maps[:num_seeds].reshape((num_seeds,) + scene.gt.shape)
+
+  return program_lib.Program(
+      data=data, init=program_lib.init_fn(state_lib.make_init(model, optimizer, example), mesh, num_seeds),
+      train_round=jax.jit(train_round, donate_argnums=0, out_shardings=(
+          program_lib.seed_sharding(mesh), parallel.replicated(mesh))),
+      val_predictions=val_predictions, val_accuracy=val_accuracy, predict_maps=predict_maps,
+      num_rounds=train_config.steps // steps, steps_per_round=steps, batch_size=batch_size,
+      round_name=ROUND_NAME)

@@ -1,0 +1,85 @@
+"""What a neural family hands the run loop: K seeds' training as one vmapped, jitted program."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from hsi_jax import parallel
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+  """Every array of states and data has a leading seeds axis of K' = K padded to a multiple of the
+  mesh's `seeds` axis (run.py pads with copies of seed 0). The jitted functions take the data as
+  an argument; the host functions turn device predictions into numbers and maps.
+
+  init(keys (K',)) -> states                      jitted; sharded over `seeds`
+  train_round(states, data, keys (K',), lr ()) -> (states, {"loss": (K',)})   jitted, donates
+  val_predictions(states, data) -> (K', ...)      jitted; each seed's validation predictions
+  val_accuracy(predictions) -> (correct (K,), counted (K,))                   host
+  predict_maps(states, data) -> (K, H, W)         class ids 1..C for every pixel of the scene
+  """
+  data: Any
+  init: Callable
+  train_round: Callable
+  val_predictions: Callable
+  val_accuracy: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+  predict_maps: Callable
+  num_rounds: int          # rounds of training at most (before early stopping)
+  steps_per_round: int     # optimiser steps in a round (the longest seed's, when they differ)
+  batch_size: int          # examples per step and seed
+  round_name: str          # "epoch" (windows) or "round" (pixels: train.eval_every steps)
+
+
+def seed_sharding(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P("seeds"))
+
+
+def over_seeds(fn, num_seeds: int, in_axes=0):
+  """fn mapped over a leading seeds axis: jax.vmap (batch rules sharded over the mesh axis
+  `seeds`) for several seeds; for one, fn itself between a squeeze and an expand of that axis, so
+  that a single run compiles the unbatched program (a vmapped convolution folds the seeds axis
+  into its batch and may sum in another order: the numbers of a single run stay those of the
+  plain program)."""
+  if num_seeds > 1:
+    return jax.vmap(fn, in_axes=in_axes, spmd_axis_name="seeds")
+  axes = in_axes if isinstance(in_axes, tuple) else None
+
+  def single(*args):
+    args = [arg if axes is not None and axes[i] is None else jax.tree.map(lambda x: x[0], arg)
+            for i, arg in enumerate(args)]
+    return jax.tree.map(lambda x: x[None], fn(*args))
+
+  return single
+
+
+def vmap_jit(fn, mesh: Mesh, num_seeds: int, in_axes=0, donate: bool = False,
+             out_shardings=None):
+  """jit(over_seeds(fn)), the seeds axis sharded over the mesh axis `seeds`. Outputs are
+  replicated unless out_shardings says otherwise (what the host reads back must be replicated on
+  a multi-host mesh)."""
+  return jax.jit(over_seeds(fn, num_seeds, in_axes),
+                 out_shardings=out_shardings or parallel.replicated(mesh),
+                 donate_argnums=0 if donate else ())
+
+
+def pad_rows(arrays, value) -> np.ndarray:
+  """Stacks arrays along a new leading axis, each padded to the longest first axis with value."""
+  rows = max(a.shape[0] for a in arrays)
+  return np.stack([np.concatenate([a, np.full((rows - len(a),) + a.shape[1:], value, a.dtype)])
+                   for a in arrays])
+
+
+def init_fn(make_init, mesh: Mesh, num_seeds: int):
+  """keys (K',) -> states, one jitted program sharded over seeds."""
+  return jax.jit(over_seeds(make_init, num_seeds), out_shardings=seed_sharding(mesh))
+
+
+def zeros(shape) -> jax.Array:
+  return jnp.zeros(shape, jnp.float32)

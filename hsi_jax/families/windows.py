@@ -1,0 +1,110 @@
+"""The windows family (DA-IMRN): every pixel of p x p windows, one round = one epoch.
+
+Per seed, `host_data` builds the inputs from the scene and that seed's partition (the scene padded
+by p, the train windows with the labels they are trained on, their flips, the val windows); seeds
+of different partitions are stacked with the shorter ones padded (padded examples carry weight 0
+and a step of padding only changes nothing, train/step.py). `make_program` returns K seeds'
+epoch as one jitted vmap (families/program.py). Seed k computes its single run: the example order
+of an epoch depends only on (seed key, epoch), not on the padding (step.epoch_order).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from hsi_jax import models, parallel
+from hsi_jax.data import patches, preprocess, splits as splits_lib
+from hsi_jax.evaluate import predict as predict_lib
+from hsi_jax.families import program as program_lib
+from hsi_jax.train import optim, state as state_lib, step as step_lib
+
+ROUND_NAME = "epoch"
+WINDOW_LABEL_RULES = ("block", "final_map")
+
+
+def window_labels(config, split: splits_lib.Split) -> np.ndarray:
+  """(N, p, p) labels each train window is trained on. `block` (faithful): the labels of the
+  window's own block, as the split recorded them; `final_map`: the split's `train` map, where a
+  later overlapping block decides whether a pixel is train or leaked."""
+  rule = config.train.window_labels
+  if rule == "block":
+    return split.train_window_labels
+  if rule == "final_map":
+    return splits_lib.map_window_labels(split.train, split.train_windows, config.split.patch)
+  raise ValueError(f"train.window_labels must be one of {WINDOW_LABEL_RULES}, got {rule!r}.")
+
+
+def uses_augmentation(config, split: splits_lib.Split) -> bool:
+  """train.augment, where the partition recorded a flip for every window (blocks does)."""
+  return bool(config.train.augment) and bool(np.all(split.train_flips >= 0))
+
+
+def host_data(config, cube: np.ndarray, split: splits_lib.Split) -> step_lib.DeviceData:
+  """One seed's inputs on the host (the scene padded by the window side p)."""
+  patch = config.split.patch
+  if config.data.standardize:
+    cube = preprocess.standardize(cube, split.train)
+  return step_lib.DeviceData(
+      cube=patches.pad_scene(cube, patch), train_labels=window_labels(config, split),
+      train_origins=splits_lib.window_origins(split.train_windows, patch),
+      train_flips=split.train_flips, val_origins=splits_lib.window_origins(split.val_windows, patch),
+      num_windows=np.int32(len(split.train_windows)))
+
+
+def stack(trees: list[step_lib.DeviceData]) -> step_lib.DeviceData:
+  """Per-seed data along a new leading axis; windows padded to the longest partition."""
+  pad = program_lib.pad_rows
+  return step_lib.DeviceData(
+      cube=np.stack([t.cube for t in trees]), train_labels=pad([t.train_labels for t in trees], 0),
+      train_origins=pad([t.train_origins for t in trees], 0),
+      train_flips=pad([t.train_flips for t in trees], -1),
+      val_origins=pad([t.val_origins for t in trees], 0),
+      num_windows=np.stack([t.num_windows for t in trees]))
+
+
+def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Program:
+  """K' seeds (splits: one per seed, padded to the mesh) trained as one program."""
+  patch, train_config = config.split.patch, config.train
+  augment = {uses_augmentation(config, s) for s in splits}
+  if len(augment) != 1:
+    raise ValueError("All partitions trained together must agree on flip augmentation.")
+  augment = augment.pop()
+  host = stack([host_data(config, scene.cube, s) for s in splits])
+  data = parallel.put(host, program_lib.seed_sharding(mesh))
+  model = models.build_model(config.model, scene.num_classes)
+  optimizer = optim.make_optimizer(train_config)
+  example = (program_lib.zeros((1, patch, patch, scene.cube.shape[-1])),)
+  num_seeds = len(splits)
+  epoch = step_lib.make_train_epoch(model, optimizer, train_config, patch, mesh, augment, on_step)
+  predict = step_lib.make_predict(model, patch, mesh, train_config.eval_batch_size)
+  val_predictions = program_lib.vmap_jit(
+      lambda state, data: predict(state.variables, data.cube, data.val_origins), mesh, num_seeds)
+  tile_predictions = program_lib.vmap_jit(
+      lambda state, data, origins: predict(state.variables, data.cube, origins), mesh,
+      num_seeds, in_axes=(0, 0, None))
+  val_labels = [patches.pad_scene(s.val, patch) for s in splits]
+  val_origins = [splits_lib.window_origins(s.val_windows, patch) for s in splits]
+
+  def val_accuracy(predictions):
+    scores = [step_lib.window_accuracy(predictions[k, :len(val_origins[k])], val_labels[k],
+                                       val_origins[k], patch, train_config.val_metric)
+              for k in range(num_seeds)]
+    return tuple(np.asarray(column) for column in zip(*scores))
+
+  def predict_maps(states, data):
+    origins, num_grid = predict_lib.scene_tiles(scene.gt.shape, patch)
+    tiles = np.asarray(tile_predictions(states, data, jnp.asarray(origins)))
+    return np.stack([predict_lib.assemble(tiles[k], origins, num_grid, scene.gt.shape)
+                     for k in range(num_seeds)])
+
+  return program_lib.Program(
+      data=data, init=program_lib.init_fn(state_lib.make_init(model, optimizer, example), mesh, num_seeds),
+      train_round=program_lib.vmap_jit(
+          epoch, mesh, num_seeds, in_axes=(0, 0, 0, None), donate=True,
+          out_shardings=(program_lib.seed_sharding(mesh), parallel.replicated(mesh))),
+      val_predictions=val_predictions, val_accuracy=val_accuracy, predict_maps=predict_maps,
+      num_rounds=train_config.epochs,
+      steps_per_round=step_lib.epoch_steps(host.train_origins.shape[1], augment,
+                                           train_config.batch_size),
+      batch_size=train_config.batch_size, round_name=ROUND_NAME)

@@ -1,0 +1,38 @@
+"""K seeds of one config: the single-run configs they stand for, and their devices.
+
+`config.num_seeds = K` with `config.seeds_over = "init"`: model seeds seed, seed+1, ... over one
+partition; with `"partitions"`: partitions partition, partition+1, ... (each with model seed `seed`).
+"""
+
+from __future__ import annotations
+
+import copy
+
+SEEDS_OVER = ("init", "partitions")
+
+
+def seed_configs(config) -> list:
+  """The K single-run configs (num_seeds = 1) the seeds of `config` stand for."""
+  if config.seeds_over not in SEEDS_OVER:
+    raise ValueError(f"seeds_over must be one of {SEEDS_OVER}, got {config.seeds_over!r}.")
+  if config.num_seeds < 1:
+    raise ValueError(f"num_seeds must be >= 1, got {config.num_seeds}.")
+  configs = []
+  for k in range(config.num_seeds):
+    single = copy.deepcopy(config)
+    single.num_seeds = 1
+    if config.seeds_over == "init":
+      single.seed = config.seed + k
+    else:
+      single.partition = config.partition + k
+    configs.append(single)
+  return configs
+
+
+def seeds_axis(num_seeds: int, num_devices: int, requested: int = 0) -> int:
+  """Devices on the mesh's seeds axis (see the module docstring)."""
+  if requested:
+    if num_devices % requested:
+      raise ValueError(f"mesh_seeds ({requested}) must divide the device count ({num_devices}).")
+    return requested
+  return max(d for d in range(1, num_devices + 1) if num_devices % d == 0 and d <= num_seeds)

@@ -1,0 +1,108 @@
+"""validate(config): every value a run reads, checked before anything is written or trained.
+
+One ConfigError lists every problem found, each with the leaf's path, what it holds and what it
+must be. run.run calls it first; the launchers call it as soon as the flags are parsed.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+from hsi_jax import families, models, seeds
+from hsi_jax.config_util import ConfigError
+from hsi_jax.data import pixel_inputs, scenes, splits
+from hsi_jax.families import windows
+from hsi_jax.train import optim, step
+
+
+def _leaf(config, path: str):
+  node = config
+  for part in path.split("."):
+    node = node[part]
+  return node
+
+
+def validate(config) -> None:
+  """Raises ConfigError naming every bad value of `config` (see the module docstring)."""
+  problems = []
+
+  def has(path):
+    try:
+      _leaf(config, path)
+      return True
+    except (KeyError, AttributeError):
+      return False
+
+  def check(path, ok, must):
+    if not has(path):
+      problems.append(f"{path} is missing")
+      return
+    value = _leaf(config, path)
+    try:
+      good = ok(value)
+    except TypeError:
+      good = False
+    if not good:
+      problems.append(f"{path}={value!r} must be {must}")
+
+  def integer(low):
+    return (lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= low,
+            f"an integer >= {low}")
+
+  def one_of(values):
+    return (lambda v: v in values, f"one of {', '.join(map(repr, values))}")
+
+  positive = (lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0,
+              "a number > 0")
+  fraction = (lambda v: isinstance(v, numbers.Real) and 0 < v < 1, "a fraction in (0, 1)")
+
+  check("scene", *one_of(tuple(scenes.SCENES)))
+  check("partition", *integer(0))
+  check("seed", *integer(0))
+  check("num_seeds", *integer(1))
+  check("seeds_over", *one_of(seeds.SEEDS_OVER))
+  check("mesh_seeds", *integer(0))
+  check("split.protocol", *one_of(splits.PROTOCOLS))
+  check("split.patch", *integer(1))
+  if has("split.protocol") and config.split.protocol == "blocks":
+    check("split.block", *integer(1))
+    check("split.k_keep", *integer(1))
+    check("split.max_attempts", *integer(1))
+    check("split.pixel_ratio", *fraction)
+    check("split.val_ratio", *fraction)
+    check("split.accept", lambda v: len(v) == 2 and 0 <= v[0] <= v[1], "(low, high) with low <= high")
+  check("model.name", *one_of(families.NAMES))
+  if not has("model.name") or config.model.name not in families.NAMES:
+    raise ConfigError("Bad config: " + "; ".join(problems) + ".")  # the rest is per family
+
+  family = families.family_of(config.model.name)
+  if family is not families.classical:
+    check("train.optimizer", *one_of(optim.OPTIMIZERS))
+    check("train.learning_rate", *positive)
+    check("train.batch_size", *integer(1))
+    check("train.eval_batch_size", *integer(1))
+    check("train.patience", *integer(1))
+    check("train.checkpoint_every", *integer(1))
+  if family is families.windows:
+    check("train.epochs", *integer(1))
+    check("train.lr_decay", *positive)
+    check("train.lr_decay_every", *integer(1))
+    check("train.window_labels", *one_of(windows.WINDOW_LABEL_RULES))
+    check("train.loss_reduction", *one_of(step.LOSS_REDUCTIONS))
+    check("train.val_metric", *one_of(step.VAL_METRICS))
+    check("model.width", *positive)
+    if has("model.ip_spatial"):
+      check("model.ip_spatial", *one_of(tuple(models.IP_SPATIAL)))
+  else:
+    check("data.fit_stats", *one_of(pixel_inputs.FIT_STATS))
+  if family is families.pixels:
+    check("train.steps", *integer(1))
+    check("train.eval_every", *integer(1))
+    check("data.neighbourhood", *integer(1))
+    check("data.pca_components", *integer(1))
+    steps_ok = not any(p.startswith(("train.steps", "train.eval_every")) for p in problems)
+    if steps_ok and config.train.steps % config.train.eval_every:
+      problems.append(f"train.steps={config.train.steps} must be a multiple of "
+                      f"train.eval_every={config.train.eval_every}")
+  if problems:
+    raise ConfigError("Bad config: " + "; ".join(problems) + ".")

@@ -1,0 +1,102 @@
+"""A run's work directory: refusing the wrong one, the split saved or checked, metrics lines, the
+map and metrics of a finished run.
+
+Layout (one seed): config.json, split.npz / split.json / split.png, metrics.jsonl (one object per
+round: an epoch for DA-IMRN, train.eval_every steps for the pixel models), curves.png,
+checkpoints/latest, map.npy, map.png, results.json. With num_seeds = K > 1 each seed's files go to
+seed<k>/ and the top results.json holds the runs with their mean and std. A finished workdir is
+never overwritten; one of another config is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import jax.numpy as jnp
+import numpy as np
+
+from hsi_jax import fileutil, plots
+from hsi_jax.data import io, split_files, splits as splits_lib
+from hsi_jax.evaluate import metrics as metrics_lib
+
+
+class WorkdirError(RuntimeError):
+  """The work directory holds a finished run, or a run of another configuration."""
+
+
+def config_dict(config) -> dict:
+  return json.loads(config.to_json_best_effort(sort_keys=True))
+
+
+def prepare(config, workdir: pathlib.Path) -> None:
+  """Refuses a finished workdir or one made with another config; writes config.json."""
+  if (workdir / "results.json").exists():
+    raise WorkdirError(f"{workdir} holds a finished run (results.json exists); it is not "
+                       "overwritten. Use a new --workdir, or delete that one to run again.")
+  if not check_same_config(config, workdir):
+    fileutil.write_json(workdir / "config.json", config_dict(config))
+
+
+def check_same_config(config, workdir: pathlib.Path) -> bool:
+  """True when workdir/config.json exists and equals `config`; False when there is none.
+  A different saved config is a WorkdirError naming the sections that differ."""
+  saved_path = pathlib.Path(workdir) / "config.json"
+  if not saved_path.exists():
+    return False
+  resolved, saved = config_dict(config), json.loads(saved_path.read_text())
+  if saved != resolved:
+    changed = sorted(k for k in set(saved) | set(resolved) if saved.get(k) != resolved.get(k))
+    raise WorkdirError(f"{workdir} holds a run of a different config (sections differing: "
+                       f"{', '.join(changed)}). Use a new --workdir to run this config.")
+  return True
+
+
+def save_or_check_split(config, run_dir: pathlib.Path, scene: io.SceneData) -> splits_lib.Split:
+  """The config's split; saved into run_dir, or checked against the one saved there."""
+  split, _, _ = split_files.split_from_config(config, labels=scene)
+  existing = run_dir / "split.npz"
+  if existing.exists():
+    if split_files.load_split(existing).content_hash() != split.content_hash():
+      raise WorkdirError(f"{existing} differs from the split this config makes now; use a new "
+                         "--workdir.")
+  else:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    split_files.save_split(run_dir, split, scene.gt, scene.class_names)
+  return split
+
+
+def keep_metrics_before(path: pathlib.Path, round_index: int) -> None:
+  """On resume, drop metrics.jsonl lines of rounds after the restored checkpoint."""
+  if path.exists():
+    lines = [line for line in path.read_text().splitlines()
+             if line and json.loads(line)["round"] < round_index]
+    with fileutil.atomic_path(path) as tmp:
+      tmp.write_text("".join(line + "\n" for line in lines))
+
+
+def append_metrics(path: pathlib.Path, record: dict) -> None:
+  """One JSON line per round in metrics.jsonl (written by process 0)."""
+  if not fileutil.is_writer():
+    return
+  with open(path, "a") as file:
+    file.write(json.dumps(record) + "\n")
+
+
+def write_evaluation(config, run_dir: pathlib.Path, split: splits_lib.Split, scene: io.SceneData,
+                     prediction: np.ndarray) -> dict:
+  """Writes map.npy / map.png (prediction (H, W): a class id for every pixel); returns the metrics
+  at the split's test pixels, read from the map (results.json is the caller's)."""
+  with fileutil.atomic_path(run_dir / "map.npy") as tmp:
+    with open(tmp, "wb") as file:
+      np.save(file, prediction)
+  test = split.test > 0
+  confusion = np.asarray(metrics_lib.confusion_matrix(
+      jnp.asarray(split.test[test]), jnp.asarray(prediction[test]), scene.num_classes))
+  results = dict(scene=config.scene, model=config.model.name, protocol=config.split.protocol,
+                 seed=config.seed, partition=config.partition, split_hash=split.content_hash(),
+                 class_names=list(scene.class_names), **metrics_lib.summarize(confusion))
+  plots.plot_map(run_dir / "map.png", prediction, scene.gt,
+                 f"{config.scene} {config.model.name}, {config.split.protocol} partition "
+                 f"{config.partition}: OA {100 * results['oa']:.2f} %")
+  return results
