@@ -11,7 +11,8 @@ setup(
     package_data={"hsi_jax.data": ["bundled/*.mat"]},
     include_package_data=True,
     install_requires=[
-        # The known-good set on Python 3.11 (DESIGN.md §6); newer jax/flax pairs are not all compatible.
+        # The known-good set on Python 3.11 (docs/design.md, "Versions"); newer jax/flax pairs are
+        # not all compatible.
         "jax==0.10.2",
         "jaxlib==0.10.2",
         "flax==0.12.8",
@@ -25,8 +26,8 @@ setup(
         "matplotlib>=3.8",
     ],
     extras_require={
-        "test": ["pytest>=8", "scikit-learn>=1.4"],
-        "dev": ["pytest>=8", "scikit-learn>=1.4"],
+        "test": ["pytest>=8", "scikit-learn>=1.4", "ruff==0.17.6"],
+        "dev": ["pytest>=8", "scikit-learn>=1.4", "ruff==0.17.6", "pre-commit>=3"],
         "baselines": ["scikit-learn>=1.4"],
         "gpu": ["jax[cuda12]==0.10.2"],
     },

@@ -36,9 +36,10 @@ DA_IMRN_STAGE_FEATURES = ((32, 64), (32, 64), (64, 128), (64, 128), (128, 256), 
 
 
 def da_imrn_sections(config, *, band_strides, valid_kernels, runlocal: bool) -> None:
-  """Adds `model` and `train` for DA-IMRN with the paper's settings (PAPERS.md §1.4, §1.7,
-  decisions 3, 5, 7, 8). `runlocal` keeps the pipeline and shrinks it: a quarter of the widths and
-  a few epochs, to check the whole run on a CPU in minutes."""
+  """Adds `model` and `train` for DA-IMRN with the official code's settings (docs/decisions.md:
+  "DA-IMRN network", "Optimiser", "Inputs", "Validation metric", "Loss"). `runlocal` keeps the
+  pipeline and shrinks it: a quarter of the widths and a few epochs, to check the whole run on a
+  CPU in minutes."""
   config.model = ml_collections.ConfigDict(dict(
       name="da_imrn", stage_features=DA_IMRN_STAGE_FEATURES, band_strides=band_strides,
       valid_kernels=valid_kernels, attention_hidden=512, width=1.0,
@@ -46,7 +47,7 @@ def da_imrn_sections(config, *, band_strides, valid_kernels, runlocal: bool) -> 
       multiscale=True,  # False: one branch (the smallest kernel) per multi-scale block
       fast_conv=True,  # (k,k,1) / (1,1,k) convolutions in folded 2-D / 1-D form (same result)
   ))
-  config.data.standardize = False  # faithful: raw digital numbers (decision 3)
+  config.data.standardize = False  # faithful: raw digital numbers (decisions.md, "Inputs")
   config.train = ml_collections.ConfigDict(dict(
       optimizer="keras_nadam",  # Keras-2 Nadam with its momentum schedule; "nadam" = optax's
       batch_size=16, epochs=100, learning_rate=1e-3, lr_decay=0.1, lr_decay_every=20,
@@ -54,7 +55,7 @@ def da_imrn_sections(config, *, band_strides, valid_kernels, runlocal: bool) -> 
       window_labels="block",        # each window trained on its own block's labels; "final_map"
       loss_reduction="all_pixels",  # faithful; "labelled": mean over labelled pixels only
       augment=True,                 # the partition's flipped copy of every kept window
-      val_metric="labelled",        # decision 5; "keras_all_pixels" = the code's contaminated metric
+      val_metric="labelled",        # labelled pixels; "keras_all_pixels" = the code's (decisions.md)
       eval_batch_size=256,
       checkpoint_every=1,           # epochs between `latest` checkpoints (resume points)
   ))
@@ -68,8 +69,9 @@ def da_imrn_sections(config, *, band_strides, valid_kernels, runlocal: bool) -> 
 
 def ssan_sections(config, *, model: str, runlocal: bool) -> None:
   """Adds `model`, `train` and the input settings of SSAN and its comparison rows (ssan, arnn, acnn,
-  rnn, cnn, knn, svm) with the SSAN code's settings (PAPERS.md §2.2-2.4, decisions 13-15).
-  Initialisers are the standard ones, not the code's std-1 normal (decision 14). `runlocal`
+  rnn, cnn, knn, svm) with the SSAN code's settings (docs/decisions.md: "SSAN network",
+  "SSAN under blocks", "GRU cell"). Initialisers are the standard ones, not the code's std-1 normal
+  (decisions.md, "Initialisers"). `runlocal`
   shrinks the widths and the iteration budget to run in about a minute on a 2-core CPU."""
   config.model = ml_collections.ConfigDict(dict(
       name=model, gru_units=512, attention_size=32, conv_features=(32, 64), fc_units=1024,

@@ -12,10 +12,10 @@ gives 894 train windows, 3,351 leaked, 4,537 test, 1,196 train / 1,166 val pixel
 partitions: 885 / 3,318 / 4,551 / 1,188 / 1,144; results/splits.md). Each window is trained on its
 own block's labels (train.window_labels = "block"). Paper (abstract): OA 82.38 %, AA 80.35 %.
 
-Model: 4x4x200 patches, bands 200 -> 100 -> 50 -> 24 -> 12 -> 6 -> 3 (band stride 2 in every
-stage, valid band kernel 2 in stage 2); the spatial block as the official code runs it (no spatial
-convolution, decision 2); 3,298,960 parameters + BN statistics. Full run: ~45-60 s per epoch on a
-2-core CPU (results/).
+Model: 4x4x200 patches, bands 200 -> 100 -> 50 -> 24 -> 12 -> 6 -> 3 (band stride 2 in every stage,
+valid band kernel 2 in stage 2); the spatial block as the official code runs it (no spatial
+convolution: docs/decisions.md, "IP spatial block"); 3,298,960 parameters + BN statistics. Full run:
+~45-60 s per epoch on a 2-core CPU (results/).
 
 Options after ':' -- model=da_imrn|ssan|arnn|acnn|rnn|cnn|knn|svm, protocol=blocks|pixels,
 runlocal (same pipeline, shrunk for a CPU), ip_spatial=code|multiscale.
@@ -36,5 +36,5 @@ def get_config(arg=None):
   common.model_sections(config, model=options.model, runlocal=options.runlocal,
                              band_strides=(2, 2, 2, 2, 2, 2), valid_kernels=(1, 1, 2, 1, 1, 1))
   if options.model == "da_imrn":
-    config.model.ip_spatial = options.ip_spatial  # decision 2: "code" (faithful) or "multiscale"
+    config.model.ip_spatial = options.ip_spatial  # "code" (faithful) or "multiscale"
   return config

@@ -5,11 +5,12 @@ r"""Pavia Centre (1096 x 715, 102 bands, 9 classes): SSAN as its official code t
   python launch/train.py --config=configs/pc.py:model=svm --workdir=/tmp/pc_svm
   python launch/bench.py --config=configs/pc.py:model=ssan                   # 5,434,176 parameters
 
-SSAN (PAPERS.md §2): BiGRU (512 units per direction) with attention over the 102 bands + attended
-2-D CNN on a 27 x 27 x 4 PCA patch, fused; Adam 5e-3, batch 128, 10,000 iterations, the best
-validation checkpoint (checked every 1,000) is tested. Standard initialisers, not the code's std-1
-normal (decision 14). Default protocol: SSAN's own (`pixels`: 100 train / 100 val / rest test per
-class, random pixels; its 27 x 27 inputs overlap test pixels -- launch/audit_split.py measures it).
+SSAN (docs/decisions.md, "SSAN network"): BiGRU (512 units per direction) with attention over the
+102 bands + attended 2-D CNN on a 27 x 27 x 4 PCA patch, fused; Adam 5e-3, batch 128, 10,000
+iterations, the best validation checkpoint (checked every 1,000) is tested. Standard initialisers,
+not the code's std-1 normal (docs/decisions.md, "Initialisers"). Default protocol: SSAN's own
+(`pixels`: 100 train / 100 val / rest test per class, random pixels; its 27 x 27 inputs overlap test
+pixels -- launch/audit_split.py measures it).
 
 Slide figures for Pavia Centre (OA / AA / kappa %, random-pixel protocol):
   KNN 92.5 / 92.5 / 91.6   SVM 93.05 / 85.89 / 90.18   RNN 92.3 / 89.5 / 91.4

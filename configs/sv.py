@@ -4,10 +4,11 @@ r"""Salinas Valley (corrected, 204 bands): DA-IMRN on the leakage-free `blocks` 
   python launch/make_splits.py --config=configs/sv.py --seed=1 --out=/tmp/sv_split   # gt only
   python launch/train.py --config=configs/sv.py --workdir=/tmp/sv_p1       # needs the cube
 
-Partition (PAPERS.md §1.6): 10x10 blocks, 8x8 windows, 16 train pixels kept per block, train and
-val totals accepted in [2000, 2100]. Decision 17 names 0.040 / 0.0065; with our generator 0.040 /
-0.0067 centres both totals in the bounds (train 2055 +- 35, val 2043 +- 143, about 22 % of attempts
-accepted; results/splits.md). Paper (abstract): OA 91.26 %, AA 94.22 %.
+Partition (docs/decisions.md, "PU and SV partitions"): 10x10 blocks, 8x8 windows, 16 train pixels
+kept per block, train and val totals accepted in [2000, 2100]. The official generator's accepted
+values are 0.040 / 0.0065; with our generator 0.040 / 0.0067 centres both totals in the bounds
+(train 2055 +- 35, val 2043 +- 143, about 22 % of attempts accepted; results/splits.md). Paper
+(abstract): OA 91.26 %, AA 94.22 %.
 
 Model: 8x8 patches, 3x3/5x5/7x7 spatial and 1x1x3/5/7 spectral branches; 10,580,076 parameters + BN
 statistics (the official count). A GPU is the place for the full run (~40 GFLOP per patch, forward

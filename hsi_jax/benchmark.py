@@ -16,8 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax.sharding import NamedSharding, PartitionSpec as P
+
 from hsi_jax import families, models, parallel, seeds
-from hsi_jax.data import io, scenes, split_files
+from hsi_jax.data import io, patches, scenes, split_files
 from hsi_jax.train import optim, pixel_step, state as state_lib, step as step_lib
 
 
@@ -165,3 +167,44 @@ def benchmark_inference(config, repeats: int = 2) -> dict:
   return dict(scene=config.scene, model=config.model.name, pixels=int(scene.gt.size),
               full_scene_inference_s=round(seconds, 3), device=jax.devices()[0].device_kind,
               num_devices=jax.device_count())
+
+
+def step_losses(config, steps: int, ulp: bool = False) -> dict:
+  """DA-IMRN: the loss of each of the first `steps` optimiser steps of the run's first epoch (its
+  own example order, batches sharded over every device), to compare how far two float-level
+  variants of the same run drift apart: N devices vs 1, or (ulp=True) the initial parameters moved
+  up by one unit in the last place. docs/design.md ("Devices and float drift") reads these."""
+  if families.family_of(config.model.name) is not families.windows:
+    raise ValueError("step_losses follows the DA-IMRN epoch; use a da_imrn config.")
+  scene = io.load_scene(config.scene, config.data.root or None)
+  split, _, _ = split_files.split_from_config(config, labels=scene)
+  host = families.windows.host_data(config, scene.cube, split)
+  mesh = parallel.make_mesh()
+  patch, batch = config.split.patch, config.train.batch_size
+  model = models.build_model(config.model, scene.num_classes)
+  optimizer = optim.make_optimizer(config.train)
+  key = jax.random.key(config.seed)
+  state = state_lib.init_state(model, optimizer, jax.random.fold_in(key, 0),
+                               (jnp.zeros((1, patch, patch, scene.cube.shape[-1])),))
+  if ulp:
+    state = state.replace(params=jax.tree.map(lambda p: jnp.nextafter(p, jnp.inf), state.params))
+  state = parallel.replicate(state, mesh)
+  num_windows = int(host.num_windows)
+  augment = families.windows.uses_augmentation(config, split)
+  examples = (2 if augment else 1) * num_windows
+  order = np.asarray(step_lib.epoch_order(seeds.round_key(key, 0), examples, examples))
+  sharding = NamedSharding(mesh, P("data"))
+  train_step = jax.jit(step_lib.make_train_step(model, optimizer, config.train))
+  cube = jnp.asarray(host.cube)
+  losses = []
+  for start in range(0, min(steps * batch, examples - batch + 1), batch):
+    example = order[start:start + batch]
+    window = example % num_windows
+    flip = jnp.asarray(np.where(example >= num_windows, host.train_flips[window], -1))
+    x = patches.flip(patches.gather(cube, jnp.asarray(host.train_origins[window]), patch), flip)
+    y = patches.flip(jnp.asarray(host.train_labels[window]), flip)
+    x, y, weight = jax.device_put((x, y, jnp.ones(batch)), sharding)
+    state, (loss_sum, _, pixels) = train_step(state, x, y, weight)
+    losses.append(float(loss_sum / pixels))
+  return dict(scene=config.scene, model=config.model.name, optimizer=config.train.optimizer,
+              ulp=ulp, num_devices=jax.device_count(), losses=losses)

@@ -43,10 +43,6 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
-def round_key(key, round_index: int):
-  return jax.random.fold_in(jax.random.fold_in(key, 1), round_index)
-
-
 def scene_line(config, scene: io.SceneData) -> str:
   labelled = int(np.count_nonzero(scene.gt))
   low, high = float(scene.cube.min()), float(scene.cube.max())
@@ -171,7 +167,7 @@ def _train(config, configs, splits, scene, workdir, run_dirs):
          if num_real > 1 else ""))
 
   def keys_of(round_index):
-    return jnp.stack([round_key(k, round_index) for k in keys])
+    return jnp.stack([seeds.round_key(k, round_index) for k in keys])
 
   checkpoints = checkpoint.Checkpoints(workdir)
   loop = dict(round=np.asarray(0, np.int64), best_val=np.full(num_real, -1.0),

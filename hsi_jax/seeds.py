@@ -1,4 +1,4 @@
-"""K seeds of one config: the single-run configs they stand for, and their devices.
+"""K seeds of one config: the single-run configs they stand for, their devices and their keys.
 
 `config.num_seeds = K` with `config.seeds_over = "init"`: model seeds seed, seed+1, ... over one
 partition; with `"partitions"`: partitions partition, partition+1, ... (each with model seed `seed`).
@@ -7,6 +7,8 @@ partition; with `"partitions"`: partitions partition, partition+1, ... (each wit
 from __future__ import annotations
 
 import copy
+
+import jax
 
 SEEDS_OVER = ("init", "partitions")
 
@@ -36,3 +38,9 @@ def seeds_axis(num_seeds: int, num_devices: int, requested: int = 0) -> int:
       raise ValueError(f"mesh_seeds ({requested}) must divide the device count ({num_devices}).")
     return requested
   return max(d for d in range(1, num_devices + 1) if num_devices % d == 0 and d <= num_seeds)
+
+
+def round_key(key, round_index: int):
+  """The key of round r (its example order and dropout) from a seed's key: fold_in(fold_in(key,
+  1), r); the parameters come from fold_in(key, 0)."""
+  return jax.random.fold_in(jax.random.fold_in(key, 1), round_index)

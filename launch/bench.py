@@ -6,6 +6,8 @@ r"""Prints one JSON line of benchmark figures for a config.
   python launch/bench.py --config=configs/ip.py:runlocal --mode=seeds --num_seeds=5   # vmap vs loop
   python launch/bench.py --config=configs/pu.py --mode=split          # split time (gt only)
   python launch/bench.py --config=configs/ip.py --mode=inference      # full-scene map time
+  python launch/bench.py --config=configs/ip.py:runlocal --mode=drift --steps=112 [--ulp]
+                         # per-step losses of epoch 1: compare 1 vs N devices, or with --ulp
   XLA_FLAGS=--xla_force_host_platform_device_count=8 python launch/bench.py ...   # N devices
 """
 
@@ -18,8 +20,9 @@ from ml_collections import config_flags
 from hsi_jax import benchmark
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/pu.py.")
-_MODE = flags.DEFINE_enum("mode", "step", ["step", "seeds", "split", "inference"],
-                          "What to time.")
+_MODE = flags.DEFINE_enum("mode", "step", ["step", "seeds", "split", "inference", "drift"],
+                          "What to time (drift: per-step losses of the first epoch, not a time).")
+_ULP = flags.DEFINE_bool("ulp", False, "drift mode: initial parameters moved up by one ULP.")
 _STEPS = flags.DEFINE_integer("steps", 10, "step mode: timed calls after warm-up (median).")
 _NUM_SEEDS = flags.DEFINE_integer("num_seeds", 5, "seeds mode: seeds vmapped vs run in a row.")
 _ROUNDS = flags.DEFINE_integer("rounds", 2,
@@ -36,8 +39,10 @@ def main(argv):
     figures = benchmark.benchmark_seeds(config, _NUM_SEEDS.value, _ROUNDS.value)
   elif _MODE.value == "split":
     figures = benchmark.benchmark_split(config)
-  else:
+  elif _MODE.value == "inference":
     figures = benchmark.benchmark_inference(config)
+  else:
+    figures = benchmark.step_losses(config, _STEPS.value, _ULP.value)
   print(json.dumps(figures))
 
 

@@ -10,7 +10,8 @@ from hsi_jax.models import attention, layers
 
 from conftest import REPO
 
-# scene: (patch, bands, classes, official params + batch stats, PAPERS.md §1.4)
+# scene: (patch, bands, classes, official params + batch stats; docs/decisions.md, "DA-IMRN
+# network")
 OFFICIAL = {"pu": (8, 103, 9, 10_584_693), "sv": (8, 204, 16, 10_580_076),
             "ip": (4, 200, 16, 3_298_960)}
 
@@ -28,7 +29,8 @@ def test_parameter_counts_and_output_shape(scene):
   x = jnp.zeros((2, patch, patch, bands))
   variables = jax.eval_shape(lambda: model.init(jax.random.key(0), x))
   assert sum(v.size for v in jax.tree.leaves(variables)) == expected
-  # BatchNorm statistics are per band (decision 4): every BN vector has a band-count length.
+  # BatchNorm statistics are per band (docs/decisions.md, "BatchNorm axis"): every BN vector has a
+  # band-count length.
   bn_sizes = {v.shape[0] for v in jax.tree.leaves(variables["batch_stats"])}
   assert bn_sizes <= {103, 102, 100, 50, 25, 24, 12, 6, 3}
   out = jax.eval_shape(lambda v: model.apply(v, x), variables)

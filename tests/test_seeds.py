@@ -115,6 +115,7 @@ def test_vmapped_epoch_equals_separate_epochs(indian_pines):
       np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_vmapped_partitions_match_separate_runs(tmp_path):
   """Whole runs: partitions 1 and 2 trained together vs each alone (same splits, per-epoch losses,
   validation and test metrics within the float-divergence bounds of two short SGD epochs)."""
@@ -138,6 +139,7 @@ def test_vmapped_partitions_match_separate_runs(tmp_path):
   assert together["std"]["oa"] == pytest.approx(np.std(oas))
 
 
+@pytest.mark.slow
 def test_three_seeds_one_and_eight_devices(tmp_path):
   """`--config.num_seeds=3` on ip.py:runlocal (shrunk): three distinct runs plus mean and std; the
   same run on 8 fake CPU devices (seeds axis 2, padded to 4 seeds; batch over 4) agrees."""
@@ -162,6 +164,7 @@ def test_three_seeds_one_and_eight_devices(tmp_path):
     assert a["best_epoch"] == b["best_epoch"]
 
 
+@pytest.mark.slow
 def test_two_process_multihost_run_writes_once(tmp_path):
   """Two processes (one CPU device each) joined by jax.distributed: one global mesh of 2 devices,
   both compute the same run, only process 0 writes the files."""

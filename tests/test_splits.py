@@ -10,7 +10,8 @@ from hsi_jax.data import audit, split_files, splits
 from conftest import REPO
 
 SCENES = ("ip", "pu", "sv")
-# Mean per-class train / val pixels of the 5 official partitions (PAPERS.md §1.6).
+# Mean per-class train / val pixels of the 5 official partitions (docs/decisions.md, "IP
+# partition" and "PU and SV partitions").
 OFFICIAL_MEANS = {
     "ip": ([7.6, 159.6, 97.6, 29.4, 56.2, 87.0, 7.2, 56.8, 4.6, 122.8, 259.2, 76.4, 26.6, 146.0,
             39.6, 11.2],

@@ -199,6 +199,7 @@ def _quick(config):
   return config
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["pixels", "blocks"])
 @pytest.mark.parametrize("name", list(ssan.VARIANTS) + ["knn", "svm"])
 def test_runlocal_end_to_end_on_indian_pines(tmp_path, name, protocol):
@@ -247,6 +248,7 @@ def test_vmapped_pixel_round_equals_separate_rounds(indian_pines):
       np.testing.assert_allclose(a[0], b[k], rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_pixel_model_seeds_train_in_one_program_through_the_launcher(tmp_path):
   """The README's command for several seeds of a pixel model: one vmapped program, each seed's
   files, and the mean +- std of the runs."""

@@ -47,6 +47,7 @@ def test_each_ablation_variant_builds_a_smaller_network(name, overrides):
   assert num_params(config) < full, name
 
 
+@pytest.mark.slow
 def test_ablate_writes_mean_and_std_per_variant(tmp_path):
   base = RUNLOCAL
   variants = [("full", (("model.width", 0.125), ("train.epochs", 1))),

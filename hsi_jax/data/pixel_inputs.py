@@ -1,17 +1,18 @@
 """Inputs of the pixel classifiers (SSAN, its ablation rows, KNN, SVM), as the SSAN code makes them.
 
-PAPERS.md §2.2: every band min-max normalised to [0, 1]; PCA to `components` whitened components,
-each min-max normalised to [0, 1]; the neighbourhood patch zero-padded at the scene border. The
-official code fits all of these statistics on every pixel of the scene, which lets test pixels shape
-the inputs; here they are fitted on the TRAINING pixels only (`fit_stats="train"`), the code's way
-is kept as `fit_stats="scene"` for faithful reproduction. Whitening is a per-component scale, which
-the min-max that follows undoes, so it is not applied separately.
+docs/decisions.md, "Preprocessing": every band min-max normalised to [0, 1]; PCA to `components`
+whitened components, each min-max normalised to [0, 1]; the neighbourhood patch zero-padded at the
+scene border. The official code fits all of these statistics on every pixel of the scene, which
+lets test pixels shape the inputs; here they are fitted on the TRAINING pixels only
+(`fit_stats="train"`), the code's way is kept as `fit_stats="scene"` for faithful reproduction.
+Whitening is a per-component scale, which the min-max that follows undoes, so it is not applied
+separately.
 
 `training_region` is what training inputs may read. Under the leakage-free `blocks` protocol it is
-the pixels the DA-IMRN training windows cover plus the training pixels (decision 13); everything
-else is set to 0 -- the padding value -- in training inputs, so no validation or test value reaches
-a training input. Under `pixels` it is the whole scene (the SSAN protocol; audit.py measures what
-that leaks).
+the pixels the DA-IMRN training windows cover plus the training pixels (docs/decisions.md, "SSAN
+under blocks"); everything else is set to 0 -- the padding value -- in training inputs, so no
+validation or test value reaches a training input. Under `pixels` it is the whole scene (the SSAN
+protocol; audit.py measures what that leaks).
 """
 
 from __future__ import annotations

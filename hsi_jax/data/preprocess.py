@@ -1,4 +1,4 @@
-"""Input preprocessing with statistics from TRAINING pixels only (decision 3)."""
+"""Input preprocessing with statistics from TRAINING pixels only (docs/decisions.md, "Inputs")."""
 
 from __future__ import annotations
 

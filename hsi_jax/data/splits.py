@@ -3,7 +3,8 @@
 Two protocols, both driven by one `numpy.random.Generator` made from the seed, so the same seed gives
 the same split, bit for bit, on every machine. Neither needs the cube.
 
-* `blocks` -- the DA-IMRN leakage-free partition (PAPERS.md §1.6, decisions 9-11, 17).
+* `blocks` -- the DA-IMRN leakage-free partition (docs/decisions.md, "IP partition", "PU and SV
+  partitions", "Partition seeds", "Acceptance loop").
   Per class, `ceil(n_c * pixel_ratio / k_keep)` training blocks (bs x bs, centred on a labelled
   pixel of that class, always fully inside the scene) are drawn with replacement. In each block at
   most `k_keep` labelled pixels (of any class) stay *train*, the others become *leaked*: they are seen

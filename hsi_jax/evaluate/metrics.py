@@ -23,7 +23,8 @@ SUMMARY_KEYS = ("oa", "aa", "kappa")  # what a table of runs reports, mean +- st
 
 def summarize(confusion: np.ndarray) -> dict:
   """OA, AA (mean recall over classes with test pixels), the official code's AA (`aa_code`:
-  correct_c / (N_c + 1) over all classes, decision 6), Cohen's kappa, per-class recall."""
+  correct_c / (N_c + 1) over all classes; docs/decisions.md, "Average accuracy"), Cohen's kappa,
+  per-class recall."""
   confusion = np.asarray(confusion, np.float64)
   total = confusion.sum()
   per_class_total = confusion.sum(axis=1)

@@ -1,11 +1,11 @@
 """The classical family: KNN and RBF-SVM on pixel spectra (scikit-learn; `pip install -e
 '.[baselines]'`), fitted on the host, one seed after another, into the same files as the networks.
 
-The SSAN paper's non-neural rows (PAPERS.md §2.6). Inputs are the min-max normalised spectra of
-pixel_inputs (statistics from the training pixels, or the scene with data.fit_stats="scene"). The
-one hyperparameter grid of each (model.neighbours for KNN; model.svm_c x model.svm_gamma for the SVM)
-is searched on the validation pixels; the chosen model, fitted on the training pixels, labels every
-pixel of the scene.
+The SSAN paper's non-neural rows (docs/decisions.md, "Comparison rows"). Inputs are the min-max
+normalised spectra of pixel_inputs (statistics from the training pixels, or the scene with
+data.fit_stats="scene"). The one hyperparameter grid of each (model.neighbours for KNN;
+model.svm_c x model.svm_gamma for the SVM) is searched on the validation pixels; the chosen model,
+fitted on the training pixels, labels every pixel of the scene.
 """
 
 from __future__ import annotations

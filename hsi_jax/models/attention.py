@@ -1,4 +1,5 @@
-"""The two attention modules through which DA-IMRN's branches guide each other (PAPERS.md §1.3)."""
+"""The two attention modules through which DA-IMRN's branches guide each other (docs/decisions.md,
+"DA-IMRN network")."""
 
 from __future__ import annotations
 

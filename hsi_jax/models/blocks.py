@@ -1,4 +1,5 @@
-"""Multi-scale residual blocks (MSpaRB / MSpeRB, PAPERS.md §1.3) on (N, p, p, B, C)."""
+"""Multi-scale residual blocks (MSpaRB / MSpeRB; docs/decisions.md, "DA-IMRN network") on
+(N, p, p, B, C)."""
 
 from __future__ import annotations
 

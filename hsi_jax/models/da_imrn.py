@@ -1,6 +1,7 @@
 """DA-IMRN: two interacting branches over six stages, one class distribution per patch pixel.
 
-Input (N, p, p, B) raw cube patches; output logits (N, p, p, num_classes) (PAPERS.md §1.4).
+Input (N, p, p, B) raw cube patches; output logits (N, p, p, num_classes) (docs/decisions.md,
+"DA-IMRN network").
 Stage k: a_in = concat(a, SAM(b)), b_in = concat(b, SCAM(a)); a = MSpaRB_k(a_in), b = MSpeRB_k(b_in).
 After stage 5 (3 bands left): concat, average over the 3 bands, 1x1x1 conv to the classes.
 """

@@ -2,7 +2,7 @@
 
 `Conv3D` holds the same parameters as a plain 3-D convolution (kernel (kh, kw, kb, Cin, Cout) and a
 bias), so parameter counts and checkpoints match the Keras model; only the computation differs
-(DESIGN.md §5):
+(docs/design.md, "Performance notes"):
   (1, 1, 1)  -> a matmul over channels (a band stride is a slice),
   (1, 1, k)  -> a 1-D convolution along the bands with the pixels folded into the batch,
   (k, k, 1) with stride k, valid -> a matmul over each non-overlapping k x k tile,
@@ -147,7 +147,8 @@ class ParallelConvs(nn.Module):
 
 
 def band_batch_norm(train: bool, name=None):
-  """Keras BatchNormalization(axis=3): statistics per BAND index (decision 4), reduced over N, H, W, C."""
+  """Keras BatchNormalization(axis=3): statistics per BAND index (docs/decisions.md, "BatchNorm
+  axis"), reduced over N, H, W, C."""
   return nn.BatchNorm(use_running_average=not train, axis=3, momentum=0.99, epsilon=1e-6, name=name)
 
 

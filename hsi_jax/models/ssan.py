@@ -2,11 +2,11 @@
 
 Inputs of every model here: `spectrum` (N, T) -- the centre pixel's bands, one scalar per time
 step -- and `patch` (N, S, S, K) -- the PCA neighbourhood (27 x 27 x 4 in the paper). Output:
-logits (N, C). PAPERS.md §2.3:
+logits (N, C). docs/decisions.md, "SSAN network":
 
-* spectral branch (ARNN): bidirectional GRU (TF-1 cell, decision 15) over the T bands -> H (N, T,
-  2U); additive attention v_t = tanh(H_t W + b), a = softmax_t(v_t . u), s = sum_t a_t H_t;
-  z_spe = s W_spe + b_spe (no activation).
+* spectral branch (ARNN): bidirectional GRU (TF-1 cell; docs/decisions.md, "GRU cell") over the T
+  bands -> H (N, T, 2U); additive attention v_t = tanh(H_t W + b), a = softmax_t(v_t . u),
+  s = sum_t a_t H_t; z_spe = s W_spe + b_spe (no activation).
 * spatial branch (ACNN): pixel mask m = sigmoid(tanh(X w_s + b_s)) (N, S, S, 1), X' = m * X; two
   conv5x5 + ReLU + maxpool2 (SAME) layers (32, 64 filters), FC 1024 + ReLU + dropout, FC -> C.
 * fusion: the SAME Dense(256)+ReLU applied to z_spe and to z_spa, concatenated, Dense(1024)+ReLU,
@@ -15,7 +15,8 @@ logits (N, C). PAPERS.md §2.3:
 `spectral` / `spatial` / `attention` select the rows of the SSAN comparison: ssan (both, with
 attention), arnn / acnn (one branch with attention: its own C-way output is the logits), rnn / cnn
 (one branch, no attention; the RNN summarises the sequence by the last output of each direction).
-Initialisers are the standard ones (decision 14: the code's std-1 normal is unusable): GRU kernels
+Initialisers are the standard ones (docs/decisions.md, "Initialisers": the code's std-1 normal is
+unusable): GRU kernels
 Glorot-uniform with gate bias 1 (as TF-1), attention weights as the code (W Glorot, u ~ N(0, 0.1^2),
 mask weight trunc-normal std 1e-4), convolutions and dense layers Flax's LeCun-normal, zero bias.
 """
@@ -151,6 +152,7 @@ class SSAN(nn.Module):
     return nn.Dense(self.num_classes, name="classifier")(fused)
 
 
-# The comparison rows of the SSAN paper (PAPERS.md §2.6) -> (spectral, spatial, attention).
+# The comparison rows of the SSAN paper (docs/decisions.md, "Comparison rows") -> (spectral,
+# spatial, attention).
 VARIANTS = {"ssan": (True, True, True), "arnn": (True, False, True), "acnn": (False, True, True),
             "rnn": (True, False, False), "cnn": (False, True, False)}

@@ -1,4 +1,4 @@
-"""Focal loss of the DA-IMRN code (PAPERS.md §1.7, decision 8)."""
+"""Focal loss of the DA-IMRN code (docs/decisions.md, "Loss")."""
 
 from __future__ import annotations
 

@@ -47,8 +47,9 @@ class DeviceData:
 
 
 def loss_denominator(train_config, labelled, pixels):
-  """Focal-loss mean: over all pixels of the real examples (faithful, decision 8: unlabelled ones
-  add 0) or, with train.loss_reduction = "labelled", over the labelled pixels only."""
+  """Focal-loss mean: over all pixels of the real examples (faithful, docs/decisions.md, "Loss":
+  unlabelled ones add 0) or, with train.loss_reduction = "labelled", over the labelled pixels
+  only."""
   return jnp.maximum(labelled if train_config.loss_reduction == "labelled" else pixels, 1)
 
 
@@ -160,7 +161,8 @@ def make_predict(model, patch: int, mesh: Mesh, chunk: int):
 
 def window_accuracy(predictions: np.ndarray, labels_padded: np.ndarray, origins: np.ndarray,
                     patch: int, metric: str = "labelled") -> tuple[int, int]:
-  """(correct, counted) pixels of the windows. `labelled` (decision 5): labelled pixels only.
+  """(correct, counted) pixels of the windows. `labelled` (docs/decisions.md, "Validation
+  metric"): labelled pixels only.
   `keras_all_pixels` (the official code's val_categorical_accuracy): every pixel counts, an
   unlabelled one being "correct" when the prediction is the first class (argmax of an all-zero
   one-hot row is 0)."""
