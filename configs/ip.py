@@ -2,8 +2,8 @@ r"""Indian Pines (corrected, 200 bands): DA-IMRN on the leakage-free `blocks` pa
 
   python launch/train.py --config=configs/ip.py --workdir=/tmp/ip_p1          # partition 1, full
   python launch/train.py --config=configs/ip.py:runlocal --workdir=/tmp/ip_rl   # ~2 min on 2 cores
-  python launch/make_splits.py --config=configs/ip.py --seed=1 --out=/tmp/ip_split
-  python launch/make_splits.py --config=configs/ip.py:protocol=pixels --seed=1 --out=/tmp/ip_px
+  python launch/make_splits.py --config=configs/ip.py --partition=1 --out=/tmp/ip_split
+  python launch/make_splits.py --config=configs/ip.py:protocol=pixels --partition=1 --out=/tmp/ip_px
 
 Partition: the settings that made the paper's five IP partitions (docs/decisions.md, "IP
 partition"): 6x6 blocks, 4x4 windows, k_keep 8 train pixels kept per block, pixel_ratio 0.15,

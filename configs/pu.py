@@ -1,7 +1,7 @@
 r"""Pavia University (103 bands): DA-IMRN on the leakage-free `blocks` partition.
 
   python launch/fetch_data.py --scene=pu          # the cube is not bundled (42 MB from GIC)
-  python launch/make_splits.py --config=configs/pu.py --seed=1 --out=/tmp/pu_split   # gt only
+  python launch/make_splits.py --config=configs/pu.py --partition=1 --out=/tmp/pu_split   # gt only
   python launch/train.py --config=configs/pu.py --workdir=/tmp/pu_p1       # needs the cube
 
 Partition (docs/decisions.md, "PU and SV partitions"): 10x10 blocks, 8x8 windows, 25 train pixels

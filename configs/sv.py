@@ -1,7 +1,7 @@
 r"""Salinas Valley (corrected, 204 bands): DA-IMRN on the leakage-free `blocks` partition.
 
   python launch/fetch_data.py --scene=sv          # the cube is not bundled
-  python launch/make_splits.py --config=configs/sv.py --seed=1 --out=/tmp/sv_split   # gt only
+  python launch/make_splits.py --config=configs/sv.py --partition=1 --out=/tmp/sv_split   # gt only
   python launch/train.py --config=configs/sv.py --workdir=/tmp/sv_p1       # needs the cube
 
 Partition (docs/decisions.md, "PU and SV partitions"): 10x10 blocks, 8x8 windows, 16 train pixels

@@ -151,7 +151,7 @@ def benchmark_split(config, seeds=range(1, 6)) -> dict:
   times = []
   for seed in seeds:
     start = time.perf_counter()
-    split_files.split_from_config(config, seed=seed, labels=gt)
+    split_files.split_from_config(config, partition=seed, labels=gt)
     times.append(time.perf_counter() - start)
   return dict(scene=config.scene, protocol=config.split.protocol, seeds=list(seeds),
               split_s_mean=round(statistics.mean(times), 3), split_s_max=round(max(times), 3))

@@ -1,7 +1,7 @@
 r"""Makes a split without training: split.npz, split.json, split.png in --out.
 
-  python launch/make_splits.py --config=configs/ip.py --seed=1 --out=/tmp/ip_split
-  python launch/make_splits.py --config=configs/pu.py:protocol=pixels --seed=3 --out=/tmp/pu_px
+  python launch/make_splits.py --config=configs/ip.py --partition=1 --out=/tmp/ip_split
+  python launch/make_splits.py --config=configs/pu.py:protocol=pixels --partition=3 --out=/tmp/pu_px
 """
 
 from absl import app
@@ -11,15 +11,15 @@ from ml_collections import config_flags
 from hsi_jax.data import split_files
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/ip.py.")
-_SEED = flags.DEFINE_integer("seed", None, "Split seed (partition k = seed k); default: "
-                             "config.partition.")
+_PARTITION = flags.DEFINE_integer("partition", None, "Partition k (drawn with split seed k); "
+                                  "default: config.partition.")
 _OUT = flags.DEFINE_string("out", None, "Directory for split.npz / split.json / split.png.")
 flags.mark_flags_as_required(["config", "out"])
 
 
 def main(argv):
   del argv
-  split, labels, seconds = split_files.split_from_config(_CONFIG.value, _SEED.value)
+  split, labels, seconds = split_files.split_from_config(_CONFIG.value, _PARTITION.value)
   info = split_files.save_split(_OUT.value, split, labels.gt, labels.class_names)
   print(split_files.format_summary(info))
   print(f"split made in {seconds:.3f} s; written to {_OUT.value}")

@@ -179,13 +179,13 @@ def run_launch(*args):
 
 
 def test_make_splits_and_audit_cli(tmp_path):
-  result = run_launch("launch/make_splits.py", "--config=configs/sv.py", "--seed=2",
+  result = run_launch("launch/make_splits.py", "--config=configs/sv.py", "--partition=2",
                       f"--out={tmp_path}")
   assert result.returncode == 0, result.stderr
   assert "split made in" in result.stdout
   assert sorted(os.listdir(tmp_path)) == ["split.json", "split.npz", "split.png"]
   info = json.loads((tmp_path / "split.json").read_text())
-  assert info["protocol"] == "blocks" and info["seed"] == 2 and info["scene"] == "sv"
+  assert info["protocol"] == "blocks" and info["partition"] == 2 and info["scene"] == "sv"
   assert 2000 <= info["totals"]["train"] <= 2100 and len(info["classes"]) == 16
   with np.load(tmp_path / "split.npz") as data:
     assert {"train", "leaked", "val", "test", "train_windows", "val_windows",

@@ -231,7 +231,7 @@ def test_vmapped_pixel_round_equals_separate_rounds(indian_pines):
   parameters to float precision as the single-seed program of that partition."""
   config = _quick(config_util.load_config(f"{IP}:runlocal,model=acnn,protocol=blocks"))
   config.train.optimizer, config.train.learning_rate = "sgd", 0.01
-  splits = [split_files.split_from_config(config, seed=p, labels=indian_pines)[0] for p in (1, 2)]
+  splits = [split_files.split_from_config(config, partition=p, labels=indian_pines)[0] for p in (1, 2)]
   assert np.count_nonzero(splits[0].train) != np.count_nonzero(splits[1].train)
   mesh = parallel.make_mesh()
   together = pixels.make_program(config, indian_pines, splits, mesh)

@@ -15,17 +15,19 @@ from hsi_jax.data import io, splits
 from hsi_jax import plots
 
 
-def split_from_config(config, seed: Optional[int] = None, labels: Optional[io.SceneData] = None):
-  """(split, labels, seconds): the config's scene ground truth split with seed (default partition).
+def split_from_config(config, partition: Optional[int] = None,
+                      labels: Optional[io.SceneData] = None):
+  """(split, labels, seconds): the config's scene ground truth split as partition `partition`
+  (default config.partition; partition k is drawn with seed k).
 
   Needs only the ground truth (read from disk unless `labels` is given), so PU / SV splits work
   without their cubes.
   """
   labels = labels or io.load_ground_truth(config.scene, config.data.root or None)
   protocol, params = splits.params_from_config(config.split)
-  seed = config.partition if seed is None else seed
+  partition = config.partition if partition is None else partition
   start = time.perf_counter()
-  split = splits.make_split(labels.gt, labels.num_classes, seed, protocol, params)
+  split = splits.make_split(labels.gt, labels.num_classes, partition, protocol, params)
   seconds = time.perf_counter() - start
   split.info.update(scene=config.scene, seconds=round(seconds, 4))
   return split, labels, seconds
@@ -49,7 +51,7 @@ def save_split(out_dir: os.PathLike, split: splits.Split, gt: np.ndarray, class_
       np.savez_compressed(file, **split.arrays())
   info = summary(split, class_names)
   fileutil.write_json(out_dir / "split.json", info)
-  title = (f"{info.get('scene', '')} {info['protocol']} split, seed {info['seed']}\n"
+  title = (f"{info.get('scene', '')} {info['protocol']} split, partition {info['partition']}\n"
            f"hash {info['content_hash'][:12]}")
   plots.plot_split(out_dir / "split.png", split.arrays(), gt, title)
   return info
@@ -77,7 +79,7 @@ def load_split(path: os.PathLike) -> splits.Split:
 
 def format_summary(info: dict) -> str:
   """Per-class table of split.json for the terminal."""
-  lines = [f"{info.get('scene', '')} {info['protocol']} split, seed {info['seed']}, "
+  lines = [f"{info.get('scene', '')} {info['protocol']} split, partition {info['partition']}, "
            f"hash {info['content_hash'][:16]}" +
            (f", accepted on attempt {info['attempts']}" if "attempts" in info else "")]
   lines.append(f"{'class':<34}{'train':>7}{'leaked':>8}{'val':>7}{'test':>7}")

@@ -83,7 +83,7 @@ class Split:
   test_tiles: np.ndarray
   train_flips: np.ndarray
   train_window_labels: np.ndarray
-  info: dict  # protocol, seed, parameters, attempts, ... (JSON-serialisable)
+  info: dict  # protocol, partition (the seed), parameters, attempts, ... (JSON-serialisable)
 
   def arrays(self) -> dict[str, np.ndarray]:
     return {name: getattr(self, name) for name in ARRAY_NAMES}
@@ -119,7 +119,8 @@ def make_split(gt: np.ndarray, num_classes: int, seed: int, protocol: str, param
     split = _pixels_split(gt, num_classes, rng, params)
   else:
     raise SplitError(f"Unknown split protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}.")
-  split.info.update(protocol=protocol, seed=int(seed), params=dataclasses.asdict(params))
+  split.info.update(protocol=protocol, partition=int(seed),
+                    params=dataclasses.asdict(params))
   return split
 
 
