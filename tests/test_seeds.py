@@ -188,3 +188,31 @@ def test_two_process_multihost_run_writes_once(tmp_path):
   assert results["num_devices"] == 2
   assert len((workdir / "metrics.jsonl").read_text().splitlines()) == 1
   assert not [p for p in workdir.rglob("*.tmp*")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["windows", "pixels", "classical"])
+def test_a_single_run_gives_the_numbers_of_the_code_before_the_one_run_path(tmp_path, family):
+  """Reduced runs of each family against results.json / metrics.jsonl written by the code before
+  run.run replaced train/loop.py (tests/data/before_one_run_path.json). On the machine that made
+  them the numbers are equal bit for bit; elsewhere XLA may order float sums differently, so the
+  losses are held to the float tolerance of the run (docs/design.md, "Devices and float drift":
+  one SGD epoch ~1e-3, Adam-type rounds ~3e-2). The windows case decays the learning rate every
+  epoch, so a schedule applied a round early or late moves its second loss far beyond that."""
+  case = json.loads((REPO / "tests" / "data" / "before_one_run_path.json").read_text())["cases"][
+      family]
+  config = config_util.load_config(str(REPO / case["config"]))
+  for path, value in case["overrides"].items():
+    section, leaf = path.split(".")
+    config[section][leaf] = value
+  results = run.run(config, tmp_path)
+  assert results["split_hash"] == case["split_hash"]
+  if family == "classical":
+    assert results["confusion_matrix"] == case["confusion_matrix"]
+    return
+  rounds = _epochs(tmp_path / "metrics.jsonl")
+  loss_tolerance, accuracy_tolerance = (2e-3, 0.01) if family == "windows" else (3e-2, 0.03)
+  np.testing.assert_allclose([r["loss"] for r in rounds], case["losses"], rtol=loss_tolerance)
+  np.testing.assert_allclose([r["val_accuracy"] for r in rounds], case["val_accuracy"],
+                             atol=accuracy_tolerance)
+  assert results["oa"] == pytest.approx(case["oa"], abs=accuracy_tolerance)

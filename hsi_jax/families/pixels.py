@@ -60,8 +60,8 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
   data = parallel.put(stack(hosts), program_lib.seed_sharding(mesh))
   model = models.build_model(config.model, scene.num_classes)
   optimizer = optim.make_optimizer(train_config)
-  example = (program_lib.zeros((1, scene.cube.shape[-1])),
-             program_lib.zeros((1, size, size, config.data.pca_components)))
+  example = (jnp.zeros((1, scene.cube.shape[-1]), jnp.float32),
+             jnp.zeros((1, size, size, config.data.pca_components), jnp.float32))
   num_seeds = len(splits)
   round_fn = program_lib.over_seeds(
       pixel_step.make_pixel_train_round(model, optimizer, batch_size, size, mesh, on_step),
@@ -73,10 +73,10 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
     return round_fn(states, data, jnp.stack(orders), jnp.stack(dropout_keys), learning_rate)
 
   predict = pixel_step.make_pixel_predict(model, size, mesh, train_config.eval_batch_size)
-  val_predictions = program_lib.vmap_jit(
+  val_predictions = program_lib.jit_over_seeds(
       lambda state, data: predict(state.params, data.spectra, data.pca, data.val_pixels), mesh,
       num_seeds)
-  pixel_predictions = program_lib.vmap_jit(
+  pixel_predictions = program_lib.jit_over_seeds(
       lambda state, data, pixels: predict(state.params, data.spectra, data.pca, pixels), mesh,
       num_seeds, in_axes=(0, 0, None))
   val_classes = [s.val[s.val > 0] for s in splits]

@@ -6,7 +6,6 @@ import dataclasses
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
@@ -23,7 +22,7 @@ class Program:
   train_round(states, data, keys (K',), lr ()) -> (states, {"loss": (K',)})   jitted, donates
   val_predictions(states, data) -> (K', ...)      jitted; each seed's validation predictions
   val_accuracy(predictions) -> (correct (K,), counted (K,))                   host
-  predict_maps(states, data) -> (K, H, W)         class ids 1..C for every pixel of the scene
+  predict_maps(states, data) -> (K', H, W)        class ids 1..C for every pixel of the scene
   """
   data: Any
   init: Callable
@@ -59,7 +58,7 @@ def over_seeds(fn, num_seeds: int, in_axes=0):
   return single
 
 
-def vmap_jit(fn, mesh: Mesh, num_seeds: int, in_axes=0, donate: bool = False,
+def jit_over_seeds(fn, mesh: Mesh, num_seeds: int, in_axes=0, donate: bool = False,
              out_shardings=None):
   """jit(over_seeds(fn)), the seeds axis sharded over the mesh axis `seeds`. Outputs are
   replicated unless out_shardings says otherwise (what the host reads back must be replicated on
@@ -79,7 +78,3 @@ def pad_rows(arrays, value) -> np.ndarray:
 def init_fn(make_init, mesh: Mesh, num_seeds: int):
   """keys (K',) -> states, one jitted program sharded over seeds."""
   return jax.jit(over_seeds(make_init, num_seeds), out_shardings=seed_sharding(mesh))
-
-
-def zeros(shape) -> jax.Array:
-  return jnp.zeros(shape, jnp.float32)

@@ -74,13 +74,13 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
   data = parallel.put(host, program_lib.seed_sharding(mesh))
   model = models.build_model(config.model, scene.num_classes)
   optimizer = optim.make_optimizer(train_config)
-  example = (program_lib.zeros((1, patch, patch, scene.cube.shape[-1])),)
+  example = (jnp.zeros((1, patch, patch, scene.cube.shape[-1]), jnp.float32),)
   num_seeds = len(splits)
   epoch = step_lib.make_train_epoch(model, optimizer, train_config, patch, mesh, augment, on_step)
   predict = step_lib.make_predict(model, patch, mesh, train_config.eval_batch_size)
-  val_predictions = program_lib.vmap_jit(
+  val_predictions = program_lib.jit_over_seeds(
       lambda state, data: predict(state.variables, data.cube, data.val_origins), mesh, num_seeds)
-  tile_predictions = program_lib.vmap_jit(
+  tile_predictions = program_lib.jit_over_seeds(
       lambda state, data, origins: predict(state.variables, data.cube, origins), mesh,
       num_seeds, in_axes=(0, 0, None))
   val_labels = [patches.pad_scene(s.val, patch) for s in splits]
@@ -100,7 +100,7 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
 
   return program_lib.Program(
       data=data, init=program_lib.init_fn(state_lib.make_init(model, optimizer, example), mesh, num_seeds),
-      train_round=program_lib.vmap_jit(
+      train_round=program_lib.jit_over_seeds(
           epoch, mesh, num_seeds, in_axes=(0, 0, 0, None), donate=True,
           out_shardings=(program_lib.seed_sharding(mesh), parallel.replicated(mesh))),
       val_predictions=val_predictions, val_accuracy=val_accuracy, predict_maps=predict_maps,
