@@ -32,7 +32,7 @@ import numpy as np
 
 from hsi_jax import checkpoint, families, fileutil, parallel, seeds, validate
 from hsi_jax import workdir as workdir_lib
-from hsi_jax.data import io
+from hsi_jax.data import io, split_files
 from hsi_jax.evaluate import metrics as metrics_lib
 from hsi_jax.families import classical
 from hsi_jax.train import optim, progress, state as state_lib
@@ -80,16 +80,19 @@ def run(config, workdir) -> dict:
   validate.validate(config)
   configs = seeds.seed_configs(config)
   family = families.family_of(config.model.name)
-  workdir.mkdir(parents=True, exist_ok=True)
-  workdir_lib.prepare(config, workdir)
+  # Everything that can be refused is checked before the work directory is written to.
+  workdir_lib.refuse_finished_or_foreign(config, workdir)
   run_dirs = [workdir] if len(configs) == 1 else [workdir / f"seed{k}" for k in range(len(configs))]
   say(f"loading scene {config.scene}...")
   scene = io.load_scene(config.scene, config.data.root or None)
   say(scene_line(config, scene))
-  splits = [workdir_lib.save_or_check_split(c, d, scene) for c, d in zip(configs, run_dirs)]
+  splits = [split_files.split_from_config(c, labels=scene)[0] for c in configs]
   for k, (single, split) in enumerate(zip(configs, splits)):
     say((f"seed{k} (model seed {single.seed}) " if len(configs) > 1 else "")
         + split_line(single, split))
+  workdir_lib.prepare(config, workdir)
+  for split, run_dir in zip(splits, run_dirs):
+    workdir_lib.save_or_check_split(split, run_dir, scene)
   if family is classical:
     runs, train_seconds, mesh = _fit_classical(configs, splits, scene, run_dirs)
   else:

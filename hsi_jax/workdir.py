@@ -29,12 +29,20 @@ def config_dict(config) -> dict:
   return json.loads(config.to_json_best_effort(sort_keys=True))
 
 
-def prepare(config, workdir: pathlib.Path) -> None:
-  """Refuses a finished workdir or one made with another config; writes config.json."""
+def refuse_finished_or_foreign(config, workdir: pathlib.Path) -> None:
+  """A WorkdirError when workdir holds a finished run or a run of another config (writes
+  nothing)."""
   if (workdir / "results.json").exists():
     raise WorkdirError(f"{workdir} holds a finished run (results.json exists); it is not "
                        "overwritten. Use a new --workdir, or delete that one to run again.")
-  if not check_same_config(config, workdir):
+  check_same_config(config, workdir)
+
+
+def prepare(config, workdir: pathlib.Path) -> None:
+  """Refuses a finished workdir or one made with another config; writes config.json."""
+  refuse_finished_or_foreign(config, workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  if not (workdir / "config.json").exists():
     fileutil.write_json(workdir / "config.json", config_dict(config))
 
 
@@ -52,9 +60,9 @@ def check_same_config(config, workdir: pathlib.Path) -> bool:
   return True
 
 
-def save_or_check_split(config, run_dir: pathlib.Path, scene: io.SceneData) -> splits_lib.Split:
-  """The config's split; saved into run_dir, or checked against the one saved there."""
-  split, _, _ = split_files.split_from_config(config, labels=scene)
+def save_or_check_split(split: splits_lib.Split, run_dir: pathlib.Path,
+                        scene: io.SceneData) -> None:
+  """Saves a run's split into run_dir, or checks it against the one saved there."""
   existing = run_dir / "split.npz"
   if existing.exists():
     if split_files.load_split(existing).content_hash() != split.content_hash():
@@ -63,7 +71,6 @@ def save_or_check_split(config, run_dir: pathlib.Path, scene: io.SceneData) -> s
   else:
     run_dir.mkdir(parents=True, exist_ok=True)
     split_files.save_split(run_dir, split, scene.gt, scene.class_names)
-  return split
 
 
 def keep_metrics_before(path: pathlib.Path, round_index: int) -> None:

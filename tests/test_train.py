@@ -253,3 +253,13 @@ def test_bad_values_are_refused_before_anything_is_written(tmp_path):
                                                     "train.eval_every=100"):
     run.run(pixel_config, tmp_path / "pixel")
   assert not (tmp_path / "pixel").exists()
+
+
+def test_a_scene_that_cannot_load_leaves_no_workdir(tmp_path, monkeypatch):
+  """The scene and the splits are made before anything is written: a missing cube ends the run
+  with the loader's message, and the corrected rerun in the same workdir is not refused."""
+  monkeypatch.setenv("HSI_DATA_DIR", str(tmp_path / "empty"))
+  config = config_util.load_config(str(REPO / "configs" / "pu.py") + ":runlocal")
+  with pytest.raises(FileNotFoundError, match="fetch_data.py --scene=pu"):
+    run.run(config, tmp_path / "run")
+  assert not (tmp_path / "run").exists()
