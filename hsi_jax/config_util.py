@@ -14,8 +14,10 @@ from typing import Optional
 
 import ml_collections
 
+from hsi_jax import errors
 
-class ConfigError(ValueError):
+
+class ConfigError(errors.UserError, ValueError):
   """A config string or option that cannot be used."""
 
 

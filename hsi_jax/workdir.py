@@ -16,12 +16,12 @@ import pathlib
 import jax.numpy as jnp
 import numpy as np
 
-from hsi_jax import fileutil, plots
+from hsi_jax import errors, fileutil, plots
 from hsi_jax.data import io, split_files, splits as splits_lib
 from hsi_jax.evaluate import metrics as metrics_lib
 
 
-class WorkdirError(RuntimeError):
+class WorkdirError(errors.UserError, RuntimeError):
   """The work directory holds a finished run, or a run of another configuration."""
 
 

@@ -12,13 +12,12 @@ partitions 1..num_seeds).
 Each variant's run lives in ROOT/<name>; started again, finished variants are read back.
 """
 
-from absl import app
 from absl import flags
 from absl import logging
 
 from ml_collections import config_flags
 
-from hsi_jax import sweep, validate
+from hsi_jax import errors, sweep, validate
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/ip.py:runlocal",
                                           "Base config file and options (--config.x=... overrides work).")
@@ -44,4 +43,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  errors.run_main(main)

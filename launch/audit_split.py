@@ -7,6 +7,7 @@ r"""Leakage audit: val/test pixels that lie inside some training input window, p
 from absl import app
 from absl import flags
 
+from hsi_jax import errors
 from hsi_jax.data import audit
 
 _PATCH = flags.DEFINE_integer("patch", None, "Input patch side around each train pixel (for "
@@ -21,4 +22,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  errors.run_main(main)

@@ -13,11 +13,10 @@ r"""Prints one JSON line of benchmark figures for a config.
 
 import json
 
-from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from hsi_jax import benchmark
+from hsi_jax import benchmark, errors
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/pu.py.")
 _MODE = flags.DEFINE_enum("mode", "step", ["step", "seeds", "split", "inference", "drift"],
@@ -47,4 +46,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  errors.run_main(main)

@@ -7,13 +7,12 @@ Runs live in ROOT/<model>_<protocol>/partition<k>; a sweep started again skips f
 resumes an interrupted one.
 """
 
-from absl import app
 from absl import flags
 from absl import logging
 
 from ml_collections import config_flags
 
-from hsi_jax import sweep, validate
+from hsi_jax import errors, sweep, validate
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/ip.py", "Config file and options (no model=); --config.x=... overrides work.")
@@ -41,4 +40,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  errors.run_main(main)

@@ -4,9 +4,9 @@ r"""Downloads and verifies a scene's cube and ground truth into the data directo
   python launch/fetch_data.py --scene=sv --root=/data/hsi
 """
 
-from absl import app
 from absl import flags
 
+from hsi_jax import errors
 from hsi_jax.data import fetch, scenes
 
 _SCENE = flags.DEFINE_enum("scene", None, list(scenes.SCENES), "Scene to download.")
@@ -22,4 +22,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  errors.run_main(main)

@@ -11,12 +11,11 @@ Multi-host (every process runs this same command; only process 0 writes files):
       --process_id=0 ...                                                          # explicit
 """
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from hsi_jax import parallel
+from hsi_jax import errors, parallel
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/ip.py.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for this run's files.")
@@ -40,4 +39,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  errors.run_main(main)

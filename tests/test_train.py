@@ -263,3 +263,24 @@ def test_a_scene_that_cannot_load_leaves_no_workdir(tmp_path, monkeypatch):
   with pytest.raises(FileNotFoundError, match="fetch_data.py --scene=pu"):
     run.run(config, tmp_path / "run")
   assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_bad_value_is_one_line_exit_2_and_the_corrected_rerun_runs(tmp_path):
+  """Through the launcher: one line on stderr naming the leaf and the fix, status 2, no
+  traceback, the workdir untouched; the same command with the value corrected then runs there."""
+  workdir = tmp_path / "run"
+  quick = [f"--config={RUNLOCAL}", f"--workdir={workdir}", "--config.model.width=0.125",
+           "--config.train.epochs=1"]
+  bad = subprocess.run([sys.executable, "launch/train.py", *quick, "--config.train.patience=0"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300,
+                       env=subprocess_env())
+  assert bad.returncode == 2, bad.stderr[-2000:]
+  assert "Traceback" not in bad.stderr
+  assert bad.stderr.strip().splitlines()[-1] == (
+      "error: Bad config: train.patience=0 must be an integer >= 1.")
+  assert not workdir.exists()
+  good = subprocess.run([sys.executable, "launch/train.py", *quick], cwd=REPO,
+                        capture_output=True, text=True, timeout=600, env=subprocess_env())
+  assert good.returncode == 0, good.stderr[-3000:]
+  assert (workdir / "results.json").is_file()

@@ -17,12 +17,13 @@ import h5py
 import numpy as np
 import scipy.io
 
+from hsi_jax import errors
 from hsi_jax.data import scenes as scenes_lib
 
 BUNDLED_DIR = pathlib.Path(__file__).resolve().parent / "bundled"
 
 
-class DataError(ValueError):
+class DataError(errors.UserError, ValueError):
   """A scene file exists but holds something other than what the scene needs."""
 
 

@@ -37,6 +37,7 @@ from typing import Optional
 
 import numpy as np
 
+from hsi_jax import errors
 from hsi_jax.data import scenes as scenes_lib
 
 PROTOCOLS = ("blocks", "pixels")
@@ -45,7 +46,7 @@ WINDOW_NAMES = ("train_windows", "val_windows", "test_tiles")
 ARRAY_NAMES = MAP_NAMES + WINDOW_NAMES + ("train_flips", "train_window_labels")
 
 
-class SplitError(ValueError):
+class SplitError(errors.UserError, ValueError):
   """The requested split cannot be made from this ground truth with these parameters."""
 
 
