@@ -38,7 +38,11 @@ def test_bench_reports_the_ssan_parameter_count():
   config = config_util.load_config(str(REPO / "configs" / "pc.py") + ":model=ssan")
   config.model.gru_units = 512
   figures = benchmark.benchmark(config, steps=1, warmup=1, infer_batch=8)
-  assert figures["num_params"] == 5_434_176 and figures["patches_per_s"] > 0
+  assert figures["num_params"] == 5_434_176
+  # Measured, not defaulted: patches per second is the batch over the step's time, and XLA's
+  # cost analysis counts the step's FLOPs (0.13 G per patch on this CPU: it counts a scan's body
+  # once, so the BiGRU's 102 band steps are under-counted -- still far from zero).
+  assert 0 < figures["patches_per_s"] < 1e6 and figures["train_gflop_per_patch"] > 0.05
 
 
 @pytest.mark.parametrize("name", list(ssan.VARIANTS))
