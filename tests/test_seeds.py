@@ -159,9 +159,13 @@ def test_three_seeds_one_and_eight_devices(tmp_path):
   assert len({r["split_hash"] for r in one["runs"]}) == 1  # one partition, three init seeds
   assert len({tuple(map(tuple, r["confusion_matrix"])) for r in one["runs"]}) == 3
   assert set(one["mean"]) == {"oa", "aa", "kappa"} and one["std"]["oa"] > 0
-  for a, b in zip(one["runs"], eight["runs"]):
+  # One SGD epoch: the float tolerance of docs/design.md ("Devices and float drift").
+  for k, (a, b) in enumerate(zip(one["runs"], eight["runs"])):
     assert a["oa"] == pytest.approx(b["oa"], abs=5e-3)
-    assert a["best_epoch"] == b["best_epoch"]
+    epoch_one, epoch_eight = (_epochs(tmp_path / f"d{d}" / f"seed{k}" / "metrics.jsonl")[0]
+                              for d in (1, 8))
+    assert epoch_eight["loss"] == pytest.approx(epoch_one["loss"], rel=1e-3)
+    assert epoch_eight["val_accuracy"] == pytest.approx(epoch_one["val_accuracy"], abs=0.01)
 
 
 @pytest.mark.slow
