@@ -32,9 +32,6 @@ def base_config(scene: str) -> ml_collections.ConfigDict:
   return config
 
 
-DA_IMRN_STAGE_FEATURES = ((32, 64), (32, 64), (64, 128), (64, 128), (128, 256), (128, 256))
-
-
 def da_imrn_sections(config, *, band_strides, valid_kernels, runlocal: bool) -> None:
   """Adds `model` and `train` for DA-IMRN with the official code's settings (docs/decisions.md:
   "DA-IMRN network", "Optimiser", "Inputs", "Validation metric", "Loss"). `runlocal` keeps the

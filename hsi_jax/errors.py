@@ -15,20 +15,20 @@ import sys
 from absl import app
 from absl import flags
 
-_VERBOSE = flags.DEFINE_bool("verbose", False, "Show the traceback of an input error too.")
-
-
 class UserError(Exception):
   """Something wrong with what the user gave; the message names the fix."""
 
 
 def run_main(main) -> None:
-  """absl's app.run(main), with input errors reported as one line and exit status 2."""
+  """absl's app.run(main), with input errors reported as one line and exit status 2. Defines the
+  launcher's --verbose flag (here, not at import: importing the library defines no flag)."""
+  verbose = flags.DEFINE_bool("verbose", False, "Show the traceback of an input error too.")
+
   def guarded(argv):
     try:
       return main(argv)
     except (UserError, FileNotFoundError) as error:
-      if _VERBOSE.value or os.environ.get("HSI_JAX_VERBOSE"):
+      if verbose.value or os.environ.get("HSI_JAX_VERBOSE"):
         raise
       message = " ".join(str(error).split())
       print(f"error: {message}", file=sys.stderr, flush=True)

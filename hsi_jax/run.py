@@ -177,10 +177,20 @@ def _train(config, configs, splits, scene, workdir, run_dirs):
               best_round=np.full(num_real, -1, np.int64), stopped=np.zeros(num_real, bool),
               rounds_run=np.zeros(num_real, np.int64), train_seconds=np.asarray(0.0))
   best_states = jax.tree.map(jnp.copy, states)  # own buffers: `states` is donated every round
+  # Checkpoints hold the K real seeds only, so that a run resumes on another device count (whose
+  # mesh pads K differently); the padding is copies of seed 0 again after a restore.
+  def real_seeds(tree):
+    return jax.tree.map(lambda x: x[:num_real], tree)
+
+  def padded(tree):
+    return jax.tree.map(lambda x: jnp.concatenate([x] + [x[:1]] * (num_padded - num_real)), tree)
+
   if checkpoints.latest_round() is not None:
-    restored = checkpoints.restore({"states": states, "best": best_states, "loop": loop})
+    restored = checkpoints.restore({"states": real_seeds(states), "best": real_seeds(best_states),
+                                    "loop": loop})
     sharding = jax.tree.map(lambda x: x.sharding, states)
-    states, best_states = (jax.device_put(restored[k], sharding) for k in ("states", "best"))
+    states, best_states = (jax.device_put(padded(restored[k]), sharding)
+                           for k in ("states", "best"))
     loop = restored["loop"]
     say(f"Resuming {workdir} at {name} {int(loop['round']) + 1}.")
   for run_dir in run_dirs:
@@ -208,33 +218,35 @@ def _train(config, configs, splits, scene, workdir, run_dirs):
                                         optim.round_learning_rate(train_config, r))
     losses = np.asarray(round_metrics["loss"])[:num_real]
     step_progress.end()
-    if not np.all(np.isfinite(losses)):
+    active = ~loop["stopped"]  # a stopped seed's state is frozen: what it computes is not used
+    if not np.all(np.isfinite(losses[active])):
       saved = checkpoints.latest_round()
       raise FloatingPointError(
           f"Training loss became {', '.join(f'{x:g}' for x in losses)} in {name} {r + 1}; "
           "stopped. " + (f"The latest checkpoint holds {name} {saved + 1}. " if saved is not None
-                         else "No checkpoint was saved. ")
-          + "Lower train.learning_rate or set config.data.standardize=True.")
+                         else "No checkpoint was saved. ") + "Lower train.learning_rate"
+          + (" or set config.data.standardize=True." if "standardize" in config.data else "."))
     correct, counted = program.val_accuracy(np.asarray(program.val_predictions(states, data)))
     val_acc = correct[:num_real] / np.maximum(counted[:num_real], 1)
-    active = ~loop["stopped"]
     improved = active & (val_acc > loop["best_val"])
     loop["best_val"] = np.where(improved, val_acc, loop["best_val"])
     loop["best_round"] = np.where(improved, r, loop["best_round"])
     loop["stopped"] = loop["stopped"] | (r - loop["best_round"] >= patience)
-    best_states = select(jnp.asarray(np.pad(improved, (0, num_padded - num_real))), states,
-                         best_states)
+    if improved.any():
+      best_states = select(jnp.asarray(np.pad(improved, (0, num_padded - num_real))), states,
+                           best_states)
     seconds = time.perf_counter() - start
     loop["round"] = np.asarray(r + 1, np.int64)
     loop["train_seconds"] = np.asarray(float(loop["train_seconds"]) + seconds)
     loop["rounds_run"] = np.where(active, r + 1, loop["rounds_run"])
-    if (r + 1) % train_config.checkpoint_every == 0:
-      checkpoints.save(r, {"states": states, "best": best_states, "loop": loop})
     for k in np.flatnonzero(active):  # each seed's own metrics.jsonl, up to its stop
       workdir_lib.append_metrics(run_dirs[k] / "metrics.jsonl", dict(
-          round=r, step=(r + 1) * program.steps_per_round, loss=float(losses[k]),
+          round=r, step=(r + 1) * program.seed_steps[k], loss=float(losses[k]),
           val_accuracy=float(val_acc[k]), val_pixels=int(counted[k]), seconds=round(seconds, 3)))
       curves[k].update()
+    if (r + 1) % train_config.checkpoint_every == 0:  # after the metrics: a resumed run redoes
+      checkpoints.save(r, {"states": real_seeds(states), "best": real_seeds(best_states),
+                           "loop": loop})  # the rounds after it, lines and all
     say(_round_line(r, program.num_rounds, name, losses, val_acc, loop, seconds))
     if num_real == 1 and loop["stopped"][0]:
       say(f"Early stopping: no val improvement for {patience} {name}s.")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numbers
 
+import jax
+
 from hsi_jax import families, models, seeds
 from hsi_jax.config_util import ConfigError
 from hsi_jax.data import pixel_inputs, scenes, splits
@@ -62,6 +64,9 @@ def validate(config) -> None:
   check("num_seeds", *integer(1))
   check("seeds_over", *one_of(seeds.SEEDS_OVER))
   check("mesh_seeds", *integer(0))
+  if not problems and config.mesh_seeds and jax.device_count() % config.mesh_seeds:
+    problems.append(f"mesh_seeds={config.mesh_seeds} must divide the device count "
+                    f"({jax.device_count()}); 0 chooses it")
   check("split.protocol", *one_of(splits.PROTOCOLS))
   check("split.patch", *integer(1))
   if has("split.protocol") and config.split.protocol == "blocks":
@@ -71,6 +76,14 @@ def validate(config) -> None:
     check("split.pixel_ratio", *fraction)
     check("split.val_ratio", *fraction)
     check("split.accept", lambda v: len(v) == 2 and 0 <= v[0] <= v[1], "(low, high) with low <= high")
+  if has("split.protocol") and config.split.protocol == "pixels":
+    check("split.val_per_class", *integer(1))  # the pixel models and KNN / SVM choose on them
+    for leaf, rule in (("per_class", integer(1)), ("fraction", fraction)):
+      if has(f"split.{leaf}") and config.split[leaf] is not None:
+        check(f"split.{leaf}", *rule)
+    if has("split.per_class") and has("split.fraction") and (config.split.per_class is None) == (
+        config.split.fraction is None):
+      problems.append("split: set exactly one of split.per_class and split.fraction")
   check("model.name", *one_of(families.NAMES))
   if not has("model.name") or config.model.name not in families.NAMES:
     raise ConfigError("Bad config: " + "; ".join(problems) + ".")  # the rest is per family

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hsi_jax import config_util, models, parallel, run, seeds
+from hsi_jax import checkpoint, config_util, models, parallel, run, seeds
 from hsi_jax.data import split_files
 from hsi_jax.families import windows
 from hsi_jax.train import optim, state as state_lib, step as step_lib
@@ -220,3 +220,29 @@ def test_a_single_run_gives_the_numbers_of_the_code_before_the_one_run_path(tmp_
   np.testing.assert_allclose([r["val_accuracy"] for r in rounds], case["val_accuracy"],
                              atol=accuracy_tolerance)
   assert results["oa"] == pytest.approx(case["oa"], abs=accuracy_tolerance)
+
+
+@pytest.mark.slow
+def test_seeds_resume_from_their_checkpoint_as_if_uninterrupted(tmp_path, monkeypatch):
+  """K = 2 seeds stopped right after the checkpoint of epoch 1 and started again in the same
+  workdir: the resumed run ends as the uninterrupted one (same losses, same test predictions)."""
+  config = _tiny(num_seeds=2)
+  reference = run.run(config, tmp_path / "reference")
+  save = checkpoint.Checkpoints.save
+
+  def save_then_die(self, round_index, tree):
+    save(self, round_index, tree)
+    raise KeyboardInterrupt("killed after the first checkpoint")
+
+  monkeypatch.setattr(checkpoint.Checkpoints, "save", save_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    run.run(config, tmp_path / "resumed")
+  monkeypatch.setattr(checkpoint.Checkpoints, "save", save)
+  assert not (tmp_path / "resumed" / "results.json").exists()
+  resumed = run.run(config, tmp_path / "resumed")
+  for k in range(2):
+    lines = [_epochs(tmp_path / d / f"seed{k}" / "metrics.jsonl") for d in ("reference", "resumed")]
+    assert [e["round"] for e in lines[1]] == [0, 1]
+    np.testing.assert_allclose([e["loss"] for e in lines[1]], [e["loss"] for e in lines[0]],
+                               rtol=1e-6)
+    assert resumed["runs"][k]["confusion_matrix"] == reference["runs"][k]["confusion_matrix"]

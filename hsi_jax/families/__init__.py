@@ -21,7 +21,6 @@ REGISTRY = {
     "svm": (classical.candidates, classical),
 }
 NAMES = tuple(REGISTRY)
-NEURAL = tuple(name for name, (_, family) in REGISTRY.items() if family is not classical)
 
 
 def family_of(model_name: str):

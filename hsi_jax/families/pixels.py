@@ -95,5 +95,6 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
       train_round=jax.jit(train_round, donate_argnums=0, out_shardings=(
           program_lib.seed_sharding(mesh), parallel.replicated(mesh))),
       val_predictions=val_predictions, val_accuracy=val_accuracy, predict_maps=predict_maps,
-      num_rounds=train_config.steps // steps, steps_per_round=steps, batch_size=batch_size,
+      num_rounds=train_config.steps // steps, steps_per_round=steps,
+      seed_steps=(steps,) * num_seeds, batch_size=batch_size,
       round_name=ROUND_NAME)

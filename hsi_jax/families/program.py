@@ -21,7 +21,7 @@ class Program:
   init(keys (K',)) -> states                      jitted; sharded over `seeds`
   train_round(states, data, keys (K',), lr ()) -> (states, {"loss": (K',)})   jitted, donates
   val_predictions(states, data) -> (K', ...)      jitted; each seed's validation predictions
-  val_accuracy(predictions) -> (correct (K,), counted (K,))                   host
+  val_accuracy(predictions) -> (correct (K',), counted (K',))                 host
   predict_maps(states, data) -> (K', H, W)        class ids 1..C for every pixel of the scene
   """
   data: Any
@@ -32,6 +32,7 @@ class Program:
   predict_maps: Callable
   num_rounds: int          # rounds of training at most (before early stopping)
   steps_per_round: int     # optimiser steps in a round (the longest seed's, when they differ)
+  seed_steps: tuple        # (K',) each seed's own steps in a round (its single run's)
   batch_size: int          # examples per step and seed
   round_name: str          # "epoch" (windows) or "round" (pixels: train.eval_every steps)
 

@@ -107,4 +107,6 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
       num_rounds=train_config.epochs,
       steps_per_round=step_lib.epoch_steps(host.train_origins.shape[1], augment,
                                            train_config.batch_size),
+      seed_steps=tuple(step_lib.epoch_steps(len(s.train_windows), augment, train_config.batch_size)
+                       for s in splits),
       batch_size=train_config.batch_size, round_name=ROUND_NAME)

@@ -1,8 +1,8 @@
 """Pure training and prediction functions of the pixels family (SSAN and its comparison rows).
 
 One example = one labelled pixel: its spectrum (B,) and the S x S PCA neighbourhood around it.
-Training runs in rounds of `steps` iterations (the SSAN code's iteration budget, validated every
-1,000 iterations); a round's batches are drawn from consecutive random permutations of the training
+Training runs in rounds of `train.eval_every` iterations (the SSAN code validates every 1,000 of
+its 10,000); a round's batches are drawn from consecutive random permutations of the training
 pixels (every batch is full, so nothing is padded) and sharded over the mesh axis `data`.
 """
 

@@ -1,9 +1,10 @@
-"""What a run tells its user while it goes: a progress bar within each epoch, curves.png between.
+"""What a run tells its user while it goes: a progress bar within each round (an epoch for
+DA-IMRN), curves.png between.
 
-`StepProgress` is called from inside the jitted epoch (`jax.debug.callback`, one call per step;
+`StepProgress` is called from inside the jitted round (`jax.debug.callback`, one call per step;
 under vmap or sharding it may receive several copies of the step index: it keeps the largest). On
 a terminal it redraws one line (steps, patches/s, ETA); when the output is a file or a pipe it
-prints a plain line at each quarter of the epoch instead.
+prints a plain line at each quarter of the round instead.
 """
 
 from __future__ import annotations
