@@ -32,7 +32,7 @@ import numpy as np
 
 from hsi_jax import checkpoint, families, fileutil, parallel, seeds, validate
 from hsi_jax import workdir as workdir_lib
-from hsi_jax.data import io, split_files
+from hsi_jax.data import io, split_files, splits as splits_lib
 from hsi_jax.evaluate import metrics as metrics_lib
 from hsi_jax.families import classical
 from hsi_jax.train import optim, progress, state as state_lib
@@ -87,9 +87,13 @@ def run(config, workdir) -> dict:
   scene = io.load_scene(config.scene, config.data.root or None)
   say(scene_line(config, scene))
   splits = [split_files.split_from_config(c, labels=scene)[0] for c in configs]
+  input_warnings = []  # per run: the scene's and its split's, said now and kept in results.json
   for k, (single, split) in enumerate(zip(configs, splits)):
-    say((f"seed{k} (model seed {single.seed}) " if len(configs) > 1 else "")
-        + split_line(single, split))
+    prefix = f"seed{k} (model seed {single.seed}) " if len(configs) > 1 else ""
+    say(prefix + split_line(single, split))
+    input_warnings.append(list(scene.warnings) + splits_lib.split_warnings(scene.gt, split))
+    for warning in input_warnings[-1][len(scene.warnings) * (k > 0):]:
+      say(f"warning: {prefix}{warning}")
   workdir_lib.prepare(config, workdir)
   for split, run_dir in zip(splits, run_dirs):
     workdir_lib.save_or_check_split(split, run_dir, scene)
@@ -97,6 +101,10 @@ def run(config, workdir) -> dict:
     runs, train_seconds, mesh = _fit_classical(configs, splits, scene, run_dirs)
   else:
     runs, train_seconds, mesh = _train(config, configs, splits, scene, workdir, run_dirs)
+  for k, (single_run, before) in enumerate(zip(runs, input_warnings)):
+    for warning in single_run["warnings"]:
+      say("warning: " + (f"seed{k}: " if len(runs) > 1 else "") + warning)
+    single_run["warnings"] = before + single_run["warnings"]
   if len(runs) == 1:
     results = runs[0]
   else:

@@ -76,11 +76,11 @@ def validate(config) -> None:
     check("split.pixel_ratio", *fraction)
     check("split.val_ratio", *fraction)
     check("split.accept", lambda v: len(v) == 2 and 0 <= v[0] <= v[1], "(low, high) with low <= high")
+  for leaf, rule in (("per_class", integer(1)), ("fraction", fraction)):
+    if has(f"split.{leaf}") and config.split[leaf] is not None:  # checked under any protocol
+      check(f"split.{leaf}", *rule)
   if has("split.protocol") and config.split.protocol == "pixels":
     check("split.val_per_class", *integer(1))  # the pixel models and KNN / SVM choose on them
-    for leaf, rule in (("per_class", integer(1)), ("fraction", fraction)):
-      if has(f"split.{leaf}") and config.split[leaf] is not None:
-        check(f"split.{leaf}", *rule)
     if has("split.per_class") and has("split.fraction") and (config.split.per_class is None) == (
         config.split.fraction is None):
       problems.append("split: set exactly one of split.per_class and split.fraction")

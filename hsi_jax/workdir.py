@@ -102,7 +102,8 @@ def write_evaluation(config, run_dir: pathlib.Path, split: splits_lib.Split, sce
       jnp.asarray(split.test[test]), jnp.asarray(prediction[test]), scene.num_classes))
   results = dict(scene=config.scene, model=config.model.name, protocol=config.split.protocol,
                  seed=config.seed, partition=config.partition, split_hash=split.content_hash(),
-                 class_names=list(scene.class_names), **metrics_lib.summarize(confusion))
+                 class_names=list(scene.class_names), **metrics_lib.summarize(confusion),
+                 warnings=metrics_lib.collapse_warnings(split.test[test], prediction[test]))
   plots.plot_map(run_dir / "map.png", prediction, scene.gt,
                  f"{config.scene} {config.model.name}, {config.split.protocol} partition "
                  f"{config.partition}: OA {100 * results['oa']:.2f} %")

@@ -7,7 +7,7 @@ r"""Leakage audit: val/test pixels that lie inside some training input window, p
 from absl import app
 from absl import flags
 
-from hsi_jax import errors
+from hsi_jax import cli
 from hsi_jax.data import audit
 
 _PATCH = flags.DEFINE_integer("patch", None, "Input patch side around each train pixel (for "
@@ -22,4 +22,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  errors.run_main(main)
+  cli.run_main(main)

@@ -16,7 +16,7 @@ import json
 from absl import flags
 from ml_collections import config_flags
 
-from hsi_jax import benchmark, errors
+from hsi_jax import benchmark, cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/pu.py.")
 _MODE = flags.DEFINE_enum("mode", "step", ["step", "seeds", "split", "inference", "drift"],
@@ -46,4 +46,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  errors.run_main(main)
+  cli.run_main(main)

@@ -12,7 +12,7 @@ from absl import logging
 
 from ml_collections import config_flags
 
-from hsi_jax import errors, sweep, validate
+from hsi_jax import cli, sweep, validate
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/ip.py", "Config file and options (no model=); --config.x=... overrides work.")
@@ -40,4 +40,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  errors.run_main(main)
+  cli.run_main(main)

@@ -6,7 +6,7 @@ r"""Downloads and verifies a scene's cube and ground truth into the data directo
 
 from absl import flags
 
-from hsi_jax import errors
+from hsi_jax import cli
 from hsi_jax.data import fetch, scenes
 
 _SCENE = flags.DEFINE_enum("scene", None, list(scenes.SCENES), "Scene to download.")
@@ -22,4 +22,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  errors.run_main(main)
+  cli.run_main(main)

@@ -7,7 +7,7 @@ r"""Makes a split without training: split.npz, split.json, split.png in --out.
 from absl import flags
 from ml_collections import config_flags
 
-from hsi_jax import errors
+from hsi_jax import cli
 from hsi_jax.data import split_files
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/ip.py.")
@@ -26,4 +26,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  errors.run_main(main)
+  cli.run_main(main)

@@ -9,7 +9,7 @@ totals, and the mean and worst time per split.
 from absl import flags
 from ml_collections import config_flags
 
-from hsi_jax import errors
+from hsi_jax import cli
 from hsi_jax.data import split_files
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/ip.py.")
@@ -23,4 +23,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  errors.run_main(main)
+  cli.run_main(main)

@@ -15,7 +15,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from hsi_jax import errors, parallel
+from hsi_jax import cli, parallel
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/ip.py.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for this run's files.")
@@ -39,4 +39,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  errors.run_main(main)
+  cli.run_main(main)

@@ -25,13 +25,50 @@ def test_bundled_indian_pines_loads_and_verifies(indian_pines):
   assert indian_pines.class_names[0] == "Alfalfa" and indian_pines.num_classes == 16
 
 
+def registered_files():
+  """{filename: (scene, array file, expected shape)} over every file the registry names."""
+  return {f.filename: (scene, f, shape) for scene in scenes.SCENES.values()
+          for f, shape in ((scene.cube, scene.shape + (scene.num_bands,)), (scene.gt, scene.shape))}
+
+
+def registry_hash(scene, array_file, array):
+  """The registry's content hash, computed here: a ground truth's over its ids as int32."""
+  return scenes.array_hash(array.astype(np.int32) if array_file is scene.gt else array)
+
+
+def test_bundled_files_verify_against_the_registry():
+  """In a clean clone too: the files the package ships are the registry's bundled ones, and each
+  holds the array it describes (content hash, shape, bands, class ids)."""
+  registry = registered_files()
+  bundled = sorted(name for name, (_, f, _) in registry.items() if f.bundled)
+  assert bundled == ["Indian_pines_corrected.mat", "Indian_pines_gt.mat", "PaviaU_gt.mat",
+                     "Salinas_gt.mat"]
+  assert sorted(p.name for p in io.BUNDLED_DIR.glob("*.mat")) == bundled
+  for name in bundled:
+    scene, array_file, shape = registry[name]
+    array = io.read_mat_array(io.BUNDLED_DIR / name, array_file.key)
+    assert array_file.sha256 is not None, name
+    assert registry_hash(scene, array_file, array) == array_file.sha256, name
+    assert array.shape == shape, name
+    if array_file is scene.gt:
+      assert set(np.unique(array).tolist()) == {0, *scene.raw_class_ids}, name
+
+
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data")
-def test_registry_hashes_match_the_shared_data():
-  for scene in scenes.SCENES.values():
-    for array_file in (scene.cube, scene.gt):
-      path = SHARED_DATA / array_file.filename
-      if array_file.sha256 and path.is_file():
-        assert scenes.array_hash(io.read_mat_array(path, array_file.key)) == array_file.sha256
+def test_shared_data_matches_the_registry_and_the_bundled_files():
+  registry = registered_files()
+  shared = sorted(SHARED_DATA.glob("*.mat"))
+  assert shared, f"no .mat file in {SHARED_DATA}"
+  for path in shared:
+    assert path.name in registry, f"{path.name} is not in the scene registry"
+    scene, array_file, shape = registry[path.name]
+    array = io.read_mat_array(path, array_file.key)
+    assert array.shape == shape, path.name
+    if array_file.sha256 is not None:
+      assert registry_hash(scene, array_file, array) == array_file.sha256, path.name
+    if array_file.bundled:
+      bundled = io.read_mat_array(io.BUNDLED_DIR / path.name, array_file.key)
+      assert bundled.dtype == array.dtype and np.array_equal(bundled, array), path.name
 
 
 def test_array_hash_ignores_file_format_and_byte_order():
@@ -123,18 +160,52 @@ def test_damaged_file_fails_hash(tmp_path, pu_gt):
     io.load_ground_truth("pu", root=str(tmp_path))
 
 
+def write_matlab_v73(path, arrays):
+  """A .mat file as MATLAB's `save -v7.3` writes it: HDF5 behind a 512-byte user block holding
+  the MAT header (116 bytes of text, 8 of subsystem offset, version 0x0200, endian 'IM'), each
+  array stored column-major (the dataset holds its transpose) with its MATLAB_class."""
+  with h5py.File(path, "w", userblock_size=512) as file:
+    for key, array in arrays.items():
+      dataset = file.create_dataset(key, data=np.ascontiguousarray(array.T))
+      matlab_class = "double" if array.dtype == np.float64 else array.dtype.name
+      dataset.attrs["MATLAB_class"] = np.bytes_(matlab_class)
+    file.create_group("#refs#")  # where MATLAB keeps cell / struct contents: not an array
+  text = (b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Nov 23 10:00:00 2026 "
+          b"HDF5 schema 1.00 .")
+  header = text.ljust(116) + bytes(8) + b"\x00\x02" + b"IM"
+  with open(path, "r+b") as file:
+    file.write(header.ljust(512, b"\x00"))
+
+
 def test_matlab_v73_file(tmp_path, pu_gt):
   """v7.3 files are HDF5 with MATLAB's column-major axes: read back in the original order."""
   path = tmp_path / "PaviaU_gt.mat"
-  with h5py.File(path, "w", userblock_size=512) as file:
-    file.create_dataset("paviaU_gt", data=pu_gt.T)
-  with open(path, "r+b") as file:
-    file.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: test HDF5 schema 1.00 .")
-  assert np.array_equal(io.read_mat_array(path, "paviaU_gt"), pu_gt)
+  write_matlab_v73(path, {"paviaU_gt": pu_gt})
+  header = path.read_bytes()[:512]
+  assert header.startswith(b"MATLAB 7.3 MAT-file") and header[124:128] == b"\x00\x02IM"
+  with pytest.raises(NotImplementedError):  # scipy refuses it: the HDF5 reader is the one tested
+    scipy.io.loadmat(path)
+  with h5py.File(path, "r") as file:
+    assert file["paviaU_gt"].shape == (340, 610)  # as MATLAB stores it
+    assert file["paviaU_gt"].attrs["MATLAB_class"] == b"uint8"
+  gt = io.read_mat_array(path, "paviaU_gt")
+  assert gt.shape == (610, 340) and gt.dtype == np.uint8 and np.array_equal(gt, pu_gt)
   labels = io.load_ground_truth("pu", root=str(tmp_path))  # hash verifies: same values
   assert labels.gt.shape == (610, 340)
-  with pytest.raises(io.DataError, match="keys present are: paviaU_gt"):
+  assert np.bincount(labels.gt.ravel())[1:].tolist() == np.bincount(pu_gt.ravel())[1:].tolist()
+  with pytest.raises(io.DataError, match="keys present are: paviaU_gt\\.$"):
     io.read_mat_array(path, "gt")
+  # A 3-D cube and a double array: every axis comes back where MATLAB had it.
+  cube = np.arange(4 * 5 * 3, dtype=np.uint16).reshape(4, 5, 3) * 7
+  values = np.random.default_rng(0).normal(size=(2, 6))
+  write_matlab_v73(tmp_path / "cube.mat", {"cube": cube, "values": values})
+  with pytest.raises(NotImplementedError):
+    scipy.io.loadmat(tmp_path / "cube.mat")
+  read_cube = io.read_mat_array(tmp_path / "cube.mat", "cube")
+  assert read_cube.shape == (4, 5, 3) and read_cube.dtype == np.uint16
+  assert np.array_equal(read_cube, cube) and read_cube[1, 2, 0] == 7 * (1 * 15 + 2 * 3 + 0)
+  read_values = io.read_mat_array(tmp_path / "cube.mat", "values")
+  assert read_values.dtype == np.float64 and np.array_equal(read_values, values)
 
 
 def test_sparse_class_ids_are_remapped(ground_truths):

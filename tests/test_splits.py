@@ -37,6 +37,34 @@ def block_splits():
           for scene in SCENES}
 
 
+def painted(windows, shape):
+  """(H, W) bool: every pixel of every half-open (row0, col0, row1, col1) window, painted one
+  window at a time -- the leakage audit's coverage computed without audit.coverage."""
+  covered = np.zeros(shape, bool)
+  for r0, c0, r1, c1 in np.asarray(windows).reshape(-1, 4).tolist():
+    assert 0 <= r0 < r1 <= shape[0] and 0 <= c0 < c1 <= shape[1], (r0, c0, r1, c1)
+    covered[r0:r1, c0:c1] = True
+  return covered
+
+
+def around_pixels(train, patch):
+  """painted() of the patch x patch neighbourhood (centre at (patch - 1) // 2, clipped to the
+  scene) of every train pixel, computed pixel by pixel."""
+  covered = np.zeros(train.shape, bool)
+  before = (patch - 1) // 2
+  for row, col in np.argwhere(train > 0).tolist():
+    covered[max(row - before, 0):row - before + patch, max(col - before, 0):col - before + patch] = True
+  return covered
+
+
+def expected_report(covered, labels, num_classes):
+  """audit.audit's entry for one evaluated map, counted class by class over the covered pixels."""
+  inside = [int(np.count_nonzero(covered & (labels == c))) for c in range(1, num_classes + 1)]
+  total = [int(np.count_nonzero(labels == c)) for c in range(1, num_classes + 1)]
+  return dict(inside_training_windows=inside, total=total, inside_total=sum(inside),
+              total_pixels=sum(total), fraction=sum(inside) / max(sum(total), 1))
+
+
 def check_consistent(split, gt):
   maps = [split.train, split.leaked, split.val, split.test]
   member = sum((m > 0).astype(int) for m in maps)
@@ -53,11 +81,14 @@ def test_blocks_sets_disjoint_and_leakage_free(scene, block_splits, ground_truth
   p, (lo, hi) = config.split.patch, config.split.accept
   for split in block_splits[scene]:
     check_consistent(split, gt)
-    covered = audit.coverage(split.train_windows, gt.shape)
+    covered = painted(split.train_windows, gt.shape)
+    np.testing.assert_array_equal(audit.coverage(split.train_windows, gt.shape), covered)
     assert not np.any(covered & ((split.val > 0) | (split.test > 0)))
-    report = audit.audit(split.train_windows, {"val": split.val, "test": split.test},
-                         ground_truths[scene].num_classes)
+    num_classes = ground_truths[scene].num_classes
+    report = audit.audit(split.train_windows, {"val": split.val, "test": split.test}, num_classes)
     assert report["val"]["inside_total"] == 0 and report["test"]["inside_total"] == 0
+    assert report == {name: expected_report(covered, labels, num_classes)
+                      for name, labels in (("val", split.val), ("test", split.test))}
     # Every training input window is p x p inside the scene and carries labels of its own (at
     # most k_keep, each the ground truth of a train or leaked pixel).
     w = split.train_windows
@@ -79,8 +110,10 @@ def test_blocks_sets_disjoint_and_leakage_free(scene, block_splits, ground_truth
     # Test tiles: the p x p grid from (0, 0); every test pixel lies in exactly one tile.
     t = split.test_tiles
     assert np.all(t[:, :2] % p == 0) and np.all(t[:, 2:] - t[:, :2] == p)
-    tiled = audit.coverage(t, gt.shape)
+    tiled = painted(t, gt.shape)
+    np.testing.assert_array_equal(audit.coverage(t, gt.shape), tiled)
     assert np.all(tiled[split.test > 0])
+    assert len({(r0, c0) for r0, c0, _, _ in t.tolist()}) == len(t)  # tiles do not overlap
     # Accept bounds and class presence.
     assert lo <= np.count_nonzero(split.train) <= hi
     assert lo <= np.count_nonzero(split.val) <= hi
@@ -182,14 +215,18 @@ def test_pixels_protocol_leakage_is_reported(ground_truths):
   split = splits.make_split(gt, 9, 1, "pixels", splits.PixelsParams(27, per_class=100,
                                                                      val_per_class=100))
   report = audit.audit(split.train_windows, {"val": split.val, "test": split.test}, 9)
+  # The training inputs are the 27x27 patches around the 900 train pixels, painted here one by one.
+  covered = around_pixels(split.train, 27)
+  np.testing.assert_array_equal(painted(split.train_windows, gt.shape), covered)
+  np.testing.assert_array_equal(audit.coverage(split.train_windows, gt.shape), covered)
+  assert report == {"val": expected_report(covered, split.val, 9),
+                    "test": expected_report(covered, split.test, 9)}
   # 900 overlapping 27x27 patches cover a large share of PU's test pixels.
   assert report["test"]["fraction"] > 0.3
-  assert report["test"]["inside_total"] == int(
-      (audit.coverage(split.train_windows, gt.shape) & (split.test > 0)).sum())
+  assert report["test"]["inside_total"] == int(np.count_nonzero(covered & (split.test > 0)))
   # A user's own masks (no windows): the same figure from train/test maps and a patch size.
   masks = audit.windows_around_mask(split.train, 27)
-  assert audit.audit(masks, {"test": split.test}, 9)["test"]["inside_total"] == \
-      report["test"]["inside_total"]
+  assert audit.audit(masks, {"test": split.test}, 9) == {"test": report["test"]}
 
 
 def test_unreachable_bounds_name_the_bounds_and_closest(ground_truths):
@@ -232,7 +269,7 @@ def test_audit_of_masks_brought_from_another_paper(tmp_path, ground_truths):
   scipy.io.savemat(tmp_path / "masks.mat", {"train": split.train, "test": split.test})
   report, num_classes = audit.audit_file(tmp_path / "masks.mat", patch=27)
   assert num_classes == 9 and set(report) == {"test"}
-  expected = audit.audit(split.train_windows, {"test": split.test}, 9)["test"]
+  expected = expected_report(around_pixels(split.train, 27), split.test, 9)
   assert report["test"] == expected and expected["inside_total"] > 0
   with pytest.raises(ValueError, match="give the network's input patch size"):
     audit.audit_file(tmp_path / "masks.mat")

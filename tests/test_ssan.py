@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import types
 
 import jax
 import jax.numpy as jnp
@@ -34,15 +35,51 @@ def test_ssan_parameter_count_is_the_official_graph(bands):
   assert _count(variables) == 5_434_176  # independent of the band count
 
 
-def test_bench_reports_the_ssan_parameter_count():
+def _ssan_forward_macs(model, size, components, bands, classes):
+  """Multiply-adds of one SSAN forward pass per patch, layer by layer from the config's widths
+  (the BiGRU's recurrent step counted once: XLA's cost analysis counts a scan's body once)."""
+  units, attention = model.gru_units, model.attention_size
+  spectral = (2 * bands * 3 * units                      # input parts of [x, h] W, both directions
+              + 2 * (units * 2 * units + units * units)  # one recurrent step, both directions
+              + bands * 2 * units * attention + bands * attention + bands * 2 * units  # attention
+              + 2 * units * classes)
+  spatial, side, channels = size * size * components, size, components  # pixel mask
+  for features in model.conv_features:  # 5x5 SAME convolution, then 2x2 SAME max-pool
+    spatial += side * side * 5 * 5 * channels * features
+    side, channels = -(-side // 2), features
+  spatial += side * side * channels * model.fc_units + model.fc_units * classes
+  shared, fused = model.fusion_units
+  return spectral + spatial + 2 * classes * shared + 2 * shared * fused + fused * classes
+
+
+def test_bench_reports_the_ssan_parameter_count(monkeypatch):
   config = config_util.load_config(str(REPO / "configs" / "pc.py") + ":model=ssan")
   config.model.gru_units = 512
-  figures = benchmark.benchmark(config, steps=1, warmup=1, infer_batch=8)
-  assert figures["num_params"] == 5_434_176
-  # Measured, not defaulted: patches per second is the batch over the step's time, and XLA's
-  # cost analysis counts the step's FLOPs (0.13 G per patch on this CPU: it counts a scan's body
-  # once, so the BiGRU's 102 band steps are under-counted -- still far from zero).
-  assert 0 < figures["patches_per_s"] < 1e6 and figures["train_gflop_per_patch"] > 0.05
+  # A fake clock that each blocked-on call moves on by a set time: 100 s for the warm-up call of
+  # each program, then three timed calls (train: median 0.5 s; inference: median 1/64 s).
+  durations = iter([100, 0.5, 0.25, 1.0] + [100, 1 / 64, 1 / 16, 1 / 128])
+  now = [0.0]
+  block_until_ready = jax.block_until_ready
+
+  def timed_block(x):
+    now[0] += next(durations)
+    return block_until_ready(x)
+
+  monkeypatch.setattr(benchmark, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
+  monkeypatch.setattr(jax, "block_until_ready", timed_block)
+  figures = benchmark.benchmark(config, steps=3, warmup=1, infer_batch=8)
+  assert next(durations, None) is None  # every call timed, none more
+  assert figures["num_params"] == 5_434_176 and figures["batch_size"] == 128
+  # Patches per second: the batch over the median timed step, the warm-up call left out.
+  assert figures["patches_per_s"] == 128 / 0.5 and figures["infer_patches_per_s"] == 8 * 64
+  # XLA's FLOPs against the layers' own count: a train step is a forward pass and two backward
+  # matmuls per layer (3 x 2 FLOPs per multiply-add), inference the forward pass alone.
+  macs = _ssan_forward_macs(config.model, 27, 4, bands=102, classes=9)
+  assert figures["train_gflop_per_patch"] == pytest.approx(6 * macs / 1e9, rel=0.05)
+  assert figures["train_gflop_per_s"] == pytest.approx(
+      figures["train_gflop_per_patch"] * 128 / 0.5, abs=0.2)  # both rounded
+  infer_flops_per_patch = figures["infer_gflop_per_s"] * 1e9 / 64 / 8
+  assert infer_flops_per_patch == pytest.approx(2 * macs, rel=0.05)
 
 
 @pytest.mark.parametrize("name", list(ssan.VARIANTS))

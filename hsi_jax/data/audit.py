@@ -7,12 +7,9 @@ pixels (`windows_around_mask`).
 
 from __future__ import annotations
 
-import pathlib
-
 import numpy as np
-import scipy.io
 
-from hsi_jax.data import splits
+from hsi_jax.data import io, splits
 
 
 def coverage(windows: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -65,30 +62,58 @@ def format_report(report: dict, class_names) -> str:
   return "\n".join(lines)
 
 
+def check_windows(windows, shape: tuple[int, int], where: str) -> np.ndarray:
+  """An (N, 4) int64 array of half-open (row0, col0, row1, col1) windows inside an (H, W) scene;
+  anything else is a DataError naming the first bad row."""
+  windows = np.asarray(windows)
+  if windows.ndim != 2 or windows.shape[1] != 4 or windows.dtype.kind not in "iu":
+    raise io.DataError(f"{where} must be an N x 4 integer array of (row0, col0, row1, col1) "
+                       f"windows, got shape {windows.shape} of type {windows.dtype}.")
+  windows = windows.astype(np.int64)
+  r0, c0, r1, c1 = windows.T
+  bad = (r0 < 0) | (c0 < 0) | (r1 > shape[0]) | (c1 > shape[1]) | (r0 >= r1) | (c0 >= c1)
+  if bad.any():
+    index = int(np.flatnonzero(bad)[0])
+    raise io.DataError(f"{where}: window {index} {windows[index].tolist()} is not a non-empty "
+                       f"window inside the {shape[0]}x{shape[1]} scene ({bad.sum()} such windows).")
+  return windows
+
+
+def read_masks(path) -> dict[str, np.ndarray]:
+  """The `train`, `test` and (when present) `val` class maps of a split file (.npz or .mat), as
+  checked int32 maps of one shape, plus `train_windows` when the file has them (checked)."""
+  arrays = io.read_arrays(path)
+  if "train" not in arrays or "test" not in arrays:
+    raise io.DataError(f"{path} needs arrays 'train' and 'test' (H x W class maps, 0 = not in the "
+                       f"set); it holds {', '.join(sorted(arrays)) or 'none'}.")
+  masks = {name: io.class_map(arrays[name], f"{path}: {name!r}")
+           for name in ("train", "val", "test") if name in arrays}
+  shapes = {name: mask.shape for name, mask in masks.items()}
+  if len(set(shapes.values())) > 1:
+    sizes = ", ".join(f"{name} {shape[0]}x{shape[1]}" for name, shape in shapes.items())
+    raise io.DataError(f"{path}: the maps differ in shape ({sizes}); they must cover the same "
+                       "scene.")
+  if "train_windows" in arrays:
+    masks["train_windows"] = check_windows(arrays["train_windows"], masks["train"].shape,
+                                           f"{path}: 'train_windows'")
+  return masks
+
+
 def audit_file(path, patch: int | None = None) -> tuple[dict, int]:
   """Audits a split file: our split.npz, or any .npz / .mat holding `train` and `test` (and
   optionally `val`) class maps; without `train_windows` the inputs are `patch`-sided neighbourhoods
   of the train pixels. Returns (report, num_classes)."""
-  path = pathlib.Path(path)
-  if not path.is_file():
-    raise FileNotFoundError(f"No split file at {path}.")
-  if path.suffix == ".mat":
-    arrays = {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
-  else:
-    with np.load(path) as data:
-      arrays = {k: data[k] for k in data.files}
-  if "train" not in arrays or "test" not in arrays:
-    raise ValueError(f"{path} needs arrays 'train' and 'test' (H x W class maps, 0 = not in the "
-                     f"set); it holds {sorted(arrays)}.")
+  if patch is not None and patch < 1:
+    raise io.DataError(f"--patch={patch}: the input patch side must be at least 1 (27 for a 27x27 "
+                       "patch around each training pixel).")
+  masks = read_masks(path)
   if patch is not None:
-    windows = windows_around_mask(arrays["train"], patch)
-  elif "train_windows" in arrays:
-    windows = arrays["train_windows"]
+    windows = windows_around_mask(masks["train"], patch)
+  elif "train_windows" in masks:
+    windows = masks["train_windows"]
   else:
-    raise ValueError(f"{path} has no train_windows: give the network's input patch size "
-                     "(--patch=27 for a 27x27 patch around each training pixel).")
-  evaluated = {name: np.asarray(arrays[name]).astype(np.int64) for name in ("val", "test")
-               if name in arrays}
-  num_classes = int(max(a.max() for a in evaluated.values()))
-  num_classes = max(num_classes, int(np.asarray(arrays["train"]).max()))
+    raise io.DataError(f"{path} has no train_windows: give the network's input patch size "
+                       "(--patch=27 for a 27x27 patch around each training pixel).")
+  evaluated = {name: masks[name].astype(np.int64) for name in ("val", "test") if name in masks}
+  num_classes = max(int(mask.max()) for name, mask in masks.items() if name != "train_windows")
   return audit(windows, evaluated, num_classes), num_classes

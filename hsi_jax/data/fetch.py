@@ -52,7 +52,7 @@ def _verified(path, array_file: scenes_lib.ArrayFile, raise_errors: bool = False
     return False
   if array_file.sha256 is None:
     return True
-  digest = scenes_lib.array_hash(array)
+  digest = array_file.content_hash(array)
   if digest != array_file.sha256 and raise_errors:
     raise io.DataError(f"{path}: content hash {digest} does not match the registry's "
                        f"{array_file.sha256} for {array_file.filename}.")

@@ -11,6 +11,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import struct
+import zipfile
+import zlib
 from typing import Optional
 
 import h5py
@@ -34,6 +37,7 @@ class SceneData:
   cube: Optional[np.ndarray]
   gt: np.ndarray
   class_names: tuple[str, ...]
+  warnings: tuple[str, ...] = ()  # what a run should say about the data (and record)
 
   @property
   def num_classes(self) -> int:
@@ -67,47 +71,86 @@ def find_file(scene: scenes_lib.Scene, array_file: scenes_lib.ArrayFile,
       f"HSI_DATA_DIR at the folder that holds it.")
 
 
-def read_mat_array(path: os.PathLike, key: str) -> np.ndarray:
-  """Reads array `key` from a MATLAB v5 (scipy) or v7.3/HDF5 (h5py) file, in MATLAB's axis order."""
+# What numpy, scipy and h5py raise on an empty, truncated or garbage file.
+_UNREADABLE = (ValueError, OSError, EOFError, IndexError, KeyError, TypeError, struct.error,
+               zlib.error, zipfile.BadZipFile, scipy.io.matlab.MatReadError)
+
+
+def read_arrays(path: os.PathLike) -> dict[str, np.ndarray]:
+  """Every array of a user's file: MATLAB v5 (scipy) or v7.3 / HDF5 (h5py, in MATLAB's axis
+  order) for `.mat`, numpy for `.npz`. A missing file is a FileNotFoundError; an empty, truncated
+  or garbage one a DataError naming the file."""
   path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f"No file at {path}.")
+  if path.stat().st_size == 0:
+    raise DataError(f"{path} is empty (0 bytes); write or download it again.")
   try:
-    contents = scipy.io.loadmat(path)
-  except NotImplementedError:  # scipy refuses v7.3 files: they are HDF5.
-    return _read_hdf5_mat(path, key)
-  except ValueError as error:
+    if path.suffix == ".npz":
+      with np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
     if h5py.is_hdf5(path):
-      return _read_hdf5_mat(path, key)
-    raise DataError(f"{path} is not a readable MATLAB file: {error}") from None
-  keys = sorted(k for k in contents if not k.startswith("__"))
-  if key not in keys:
-    raise DataError(f"{path} has no array {key!r}; the keys present are: {', '.join(keys)}.")
-  return np.asarray(contents[key])
+      return _read_hdf5_mat(path)
+    contents = scipy.io.loadmat(path)
+    return {k: np.asarray(v) for k, v in contents.items() if not k.startswith("__")}
+  except _UNREADABLE as error:
+    kind = ".npz archive" if path.suffix == ".npz" else "MATLAB .mat file (v5 or v7.3)"
+    raise DataError(f"{path} is not a readable {kind} ({type(error).__name__}: "
+                    f"{' '.join(str(error).split())[:120]}); is it truncated or of another "
+                    "format? Write or download it again.") from None
 
 
-def _read_hdf5_mat(path: pathlib.Path, key: str) -> np.ndarray:
+def read_mat_array(path: os.PathLike, key: str) -> np.ndarray:
+  """Array `key` of a .mat (or .npz) file (`read_arrays`); a missing key names those present."""
+  arrays = read_arrays(path)
+  if key not in arrays:
+    raise DataError(f"{path} has no array {key!r}; the keys present are: "
+                    f"{', '.join(sorted(arrays)) or 'none'}.")
+  return arrays[key]
+
+
+def _read_hdf5_mat(path: pathlib.Path) -> dict[str, np.ndarray]:
   with h5py.File(path, "r") as file:
-    keys = sorted(k for k in file.keys() if not k.startswith("#"))
-    if key not in keys:
-      raise DataError(f"{path} has no array {key!r}; the keys present are: {', '.join(keys)}.")
-    # MATLAB writes column-major: HDF5 sees the axes reversed.
-    return np.asarray(file[key][()]).T
+    # MATLAB writes column-major: HDF5 sees the axes reversed. '#refs#' and groups hold no array.
+    return {k: np.asarray(v[()]).T for k, v in file.items()
+            if not k.startswith("#") and isinstance(v, h5py.Dataset)}
 
 
-def check_ground_truth(gt: np.ndarray, where: str) -> None:
-  if gt.ndim != 2:
-    raise DataError(f"{where}: ground truth must be 2-D (H, W), got shape {gt.shape}.")
-  if not np.issubdtype(gt.dtype, np.integer):
-    if not np.all(np.isfinite(gt)) or np.any(gt != np.round(gt)):
-      raise DataError(f"{where}: ground truth must hold integer class ids, got {gt.dtype} values.")
-  if gt.min() < 0:
-    raise DataError(f"{where}: ground truth holds negative class ids (min {gt.min()}).")
+def class_map(array: np.ndarray, where: str) -> np.ndarray:
+  """An (H, W) map of class ids (0 = none) as int32. Floats holding whole numbers are accepted
+  (MATLAB saves doubles); fractional, negative or non-finite ids are a DataError."""
+  array = np.asarray(array)
+  if array.ndim != 2:
+    raise DataError(f"{where} must be a 2-D (H, W) map of class ids, got shape {array.shape}.")
+  if array.dtype.kind not in "biuf" or array.size == 0:
+    raise DataError(f"{where} must hold integer class ids, got {array.size} values of type "
+                    f"{array.dtype}.")
+  if array.dtype.kind == "f":
+    bad = ~np.isfinite(array) | (array != np.round(array))
+    if bad.any():
+      row, col = np.argwhere(bad)[0]
+      raise DataError(f"{where} must hold whole class ids; it holds {array[row, col]:g} at row "
+                      f"{row}, col {col} ({bad.sum()} such values).")
+  if array.min() < 0:
+    row, col = np.argwhere(array < 0)[0]
+    raise DataError(f"{where} holds negative class ids ({array[row, col]:g} at row {row}, col "
+                    f"{col}); 0 means unlabelled, classes are 1, 2, ...")
+  return array.astype(np.int32)
+
+
+def check_ground_truth(gt: np.ndarray, where: str) -> np.ndarray:
+  """The ground truth as an int32 class map (`class_map`) with at least one labelled pixel."""
+  gt = class_map(gt, f"{where}: ground truth")
   if not np.any(gt > 0):
     raise DataError(f"{where}: ground truth has no labelled pixel (every value is 0).")
+  return gt
 
 
 def check_cube(cube: np.ndarray, gt: np.ndarray, num_bands: Optional[int], where: str) -> None:
   if cube.ndim != 3:
     raise DataError(f"{where}: cube must be 3-D (H, W, bands), got shape {cube.shape}.")
+  if cube.dtype.kind not in "biuf":
+    raise DataError(f"{where}: cube must hold numbers, got values of type {cube.dtype}.")
   if cube.shape[:2] != gt.shape:
     raise DataError(f"{where}: cube is {cube.shape[0]}x{cube.shape[1]} pixels but the ground "
                     f"truth is {gt.shape[0]}x{gt.shape[1]}; they must cover the same scene.")
@@ -121,32 +164,58 @@ def check_cube(cube: np.ndarray, gt: np.ndarray, num_bands: Optional[int], where
                     f"col {cols[0]}, band {bands[0]}); clean or re-download the file.")
 
 
-def _read_verified(scene, array_file, root, verify: bool) -> np.ndarray:
-  path = find_file(scene, array_file, root)
-  array = read_mat_array(path, array_file.key)
-  if verify and array_file.sha256 is not None:
-    digest = scenes_lib.array_hash(array)
-    if digest != array_file.sha256:
-      raise DataError(
-          f"{path}: array {array_file.key!r} has content hash {digest}, expected "
-          f"{array_file.sha256}. The file is damaged or a different version; fetch it again with "
-          f"`python launch/fetch_data.py --scene={scene.name}`.")
-  return array
+def _registry_shape(shape, scene: scenes_lib.Scene, array_file, path) -> list[str]:
+  """A scene of another size than the registry's: an error where a content hash is registered
+  (the file cannot verify), a warning where none is (a cropped or re-cut scene still runs)."""
+  if tuple(shape) == tuple(scene.shape):
+    return []
+  message = (f"{path}: {scene.title} is {scene.shape[0]}x{scene.shape[1]} pixels in the "
+             f"registry, this file's is {shape[0]}x{shape[1]}")
+  if array_file.sha256 is not None:
+    raise DataError(f"{message}: a cropped or different scene. Use the full scene (`python "
+                    f"launch/fetch_data.py --scene={scene.name}`).")
+  return [f"{message}; it is not the published scene, so its numbers are not comparable with "
+          "published ones."]
+
+
+def _verify_hash(array: np.ndarray, scene: scenes_lib.Scene, array_file, path) -> None:
+  if array_file.sha256 is None:
+    return
+  digest = array_file.content_hash(array)
+  if digest != array_file.sha256:
+    raise DataError(
+        f"{path}: array {array_file.key!r} has content hash {digest}, expected "
+        f"{array_file.sha256}, although its shape and values pass every check. It is a different "
+        f"version of the file; fetch it again with `python launch/fetch_data.py "
+        f"--scene={scene.name}`.")
 
 
 def load_ground_truth(name: str, root: Optional[str] = None, verify: bool = True) -> SceneData:
-  """Ground truth alone (no cube needed): enough to make splits for PU/SV without their cubes."""
+  """Ground truth alone (no cube needed): enough to make splits for PU/SV without their cubes.
+  The checks that say what is wrong (shape, class ids) come before the content hash."""
   scene = scenes_lib.get_scene(name)
-  gt = _read_verified(scene, scene.gt, root, verify)
-  check_ground_truth(gt, f"{scene.title} ground truth")
+  path = find_file(scene, scene.gt, root)
+  raw = read_mat_array(path, scene.gt.key)
+  gt = check_ground_truth(raw, f"{path} ({scene.title})")
+  warnings = _registry_shape(gt.shape, scene, scene.gt, path)
+  unknown = sorted(set(np.unique(gt).tolist()) - {0} - set(scene.raw_class_ids))
+  if unknown:
+    raise DataError(f"{path}: ground truth holds class ids {unknown} that {scene.title} does not "
+                    f"have (its ids: {list(scene.raw_class_ids)}); is it another scene's file?")
+  if verify:
+    _verify_hash(raw, scene, scene.gt, path)
   gt = scenes_lib.remap_classes(gt, scene.raw_class_ids)
-  return SceneData(scene.name, None, gt, scene.class_names)
+  return SceneData(scene.name, None, gt, scene.class_names, tuple(warnings))
 
 
 def load_scene(name: str, root: Optional[str] = None, verify: bool = True) -> SceneData:
-  """Cube (H, W, B) float32 and ground truth (H, W) int32 with classes 1..C, checked."""
+  """Cube (H, W, B) float32 and ground truth (H, W) int32 with classes 1..C, checked (shape, bands,
+  values) before their content hashes."""
   scene = scenes_lib.get_scene(name)
   labels = load_ground_truth(name, root, verify)
-  cube = _read_verified(scene, scene.cube, root, verify)
-  check_cube(cube, labels.gt, scene.num_bands, scene.title)
+  path = find_file(scene, scene.cube, root)
+  cube = read_mat_array(path, scene.cube.key)
+  check_cube(cube, labels.gt, scene.num_bands, f"{path} ({scene.title})")
+  if verify:
+    _verify_hash(cube, scene, scene.cube, path)
   return dataclasses.replace(labels, cube=cube.astype(np.float32))

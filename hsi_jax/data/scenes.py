@@ -2,7 +2,8 @@
 
 Every public benchmark scene used by the two papers (and the usual companions) is described once
 here. A content hash is a sha256 over the array's dtype, shape and C-order little-endian bytes
-(`array_hash`), so a re-saved .mat file with a different header still verifies. Hashes are only
+(`array_hash`), so a re-saved .mat file with a different header still verifies; a ground truth is
+hashed as int32 values, so one re-saved with another number type verifies too. Hashes are only
 listed for arrays whose values we have seen; `None` means "not verified here" and the loader then
 checks shape and band count only. Bundled files (the Indian Pines cube and ground truth, the Pavia
 University and Salinas ground truths: 5.8 MB) ship inside the package, so the default config runs
@@ -26,8 +27,14 @@ class ArrayFile:
   filename: str
   key: str
   url: str
-  sha256: Optional[str]  # array_hash of the array under `key`; None = not verified here.
+  sha256: Optional[str]  # content_hash of the array under `key`; None = not verified here.
   bundled: bool = False  # ships inside the package (hsi_jax/data/bundled/).
+  class_map: bool = False  # a ground truth: hashed by its values, whatever integer or float type
+
+  def content_hash(self, array: np.ndarray) -> str:
+    """array_hash of the array, a class map's taken as int32 (a ground truth re-saved as doubles
+    holding the same ids still verifies)."""
+    return array_hash(np.asarray(array).astype(np.int32) if self.class_map else array)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,35 +97,41 @@ SCENES: dict[str, Scene] = {
                        GIC + "6/67/Indian_pines_corrected.mat",
                        "00fa74d610fcbaac008e9ed9d0a590031c982828de74de0ed20ab3db32b4ad98", bundled=True),
         gt=ArrayFile("Indian_pines_gt.mat", "indian_pines_gt", GIC + "c/c4/Indian_pines_gt.mat",
-                     "0fb397a6c89ad43ad3e15b60972d40821effb01eaedce548d8509ca535a2057c", bundled=True),
+                     "c827d1dc7c7105a77729d0e7dc2d00a1004b42b1c6a9c69a94af2a1433148f12",
+                     bundled=True, class_map=True),
         shape=(145, 145), num_bands=200, class_names=_IP_CLASSES, rgb_bands=(43, 21, 11)),
     "pu": Scene(
         name="pu", title="Pavia University",
         cube=ArrayFile("PaviaU.mat", "paviaU", GIC + "e/ee/PaviaU.mat", None),
         gt=ArrayFile("PaviaU_gt.mat", "paviaU_gt", GIC + "5/50/PaviaU_gt.mat",
-                     "ccdda4694276420fdfa096db57d19739e5431ce744e7827f4bc99cd870e32232", bundled=True),
+                     "76d182fb652b21a5591c3702992e8dd685b052d8e091e50936d813760667a94e",
+                     bundled=True, class_map=True),
         shape=(610, 340), num_bands=103, class_names=_PU_CLASSES, rgb_bands=(55, 41, 12)),
     "sv": Scene(
         name="sv", title="Salinas Valley (corrected, 204 bands)",
         cube=ArrayFile("Salinas_corrected.mat", "salinas_corrected",
                        GIC + "a/a3/Salinas_corrected.mat", None),
         gt=ArrayFile("Salinas_gt.mat", "salinas_gt", GIC + "f/fa/Salinas_gt.mat",
-                     "e6f179811e332bb988a4641fa689e8c4b3ecf1f4efc6f8befe01bc322088a104", bundled=True),
+                     "d4f656e37e33d7d69c1308d779983fb753312b735a80813582eb724bcac89053",
+                     bundled=True, class_map=True),
         shape=(512, 217), num_bands=204, class_names=_SV_CLASSES, rgb_bands=(43, 21, 11)),
     "pc": Scene(
         name="pc", title="Pavia Centre",
         cube=ArrayFile("Pavia.mat", "pavia", GIC + "e/e3/Pavia.mat", None),
-        gt=ArrayFile("Pavia_gt.mat", "pavia_gt", GIC + "5/53/Pavia_gt.mat", None),
+        gt=ArrayFile("Pavia_gt.mat", "pavia_gt", GIC + "5/53/Pavia_gt.mat", None,
+                     class_map=True),
         shape=(1096, 715), num_bands=102, class_names=_PC_CLASSES, rgb_bands=(55, 41, 12)),
     "ksc": Scene(
         name="ksc", title="Kennedy Space Center",
         cube=ArrayFile("KSC.mat", "KSC", GIC + "2/26/KSC.mat", None),
-        gt=ArrayFile("KSC_gt.mat", "KSC_gt", GIC + "a/a6/KSC_gt.mat", None),
+        gt=ArrayFile("KSC_gt.mat", "KSC_gt", GIC + "a/a6/KSC_gt.mat", None,
+                     class_map=True),
         shape=(512, 614), num_bands=176, class_names=_KSC_CLASSES, rgb_bands=(43, 21, 11)),
     "bo": Scene(
         name="bo", title="Botswana",
         cube=ArrayFile("Botswana.mat", "Botswana", GIC + "7/72/Botswana.mat", None),
-        gt=ArrayFile("Botswana_gt.mat", "Botswana_gt", GIC + "5/58/Botswana_gt.mat", None),
+        gt=ArrayFile("Botswana_gt.mat", "Botswana_gt", GIC + "5/58/Botswana_gt.mat", None,
+                     class_map=True),
         shape=(1476, 256), num_bands=145, class_names=_BO_CLASSES, rgb_bands=(75, 33, 15)),
 }
 

@@ -122,7 +122,35 @@ def make_split(gt: np.ndarray, num_classes: int, seed: int, protocol: str, param
     raise SplitError(f"Unknown split protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}.")
   split.info.update(protocol=protocol, partition=int(seed),
                     params=dataclasses.asdict(params))
+  if not np.any(split.test > 0):
+    raise SplitError(f"The {protocol} split leaves no test pixel: every labelled pixel went to "
+                     "train or validation. Lower split.per_class / split.fraction (pixels) or "
+                     "split.pixel_ratio / split.val_ratio (blocks).")
   return split
+
+
+MIN_TEST_PIXELS = 100  # below this a single pixel moves OA by more than 1 %
+
+
+def split_warnings(gt: np.ndarray, split: Split) -> list[str]:
+  """What a run on this split should warn about (printed and kept in results.json): a ground
+  truth of one class, classes too small for the `pixels` counts asked for, a handful of test
+  pixels."""
+  warnings = []
+  present = np.unique(gt[gt > 0])
+  if len(present) == 1:
+    warnings.append(f"the ground truth holds a single class (id {present[0]}): every prediction "
+                    "of that class is right, so OA and kappa say nothing about the model.")
+  capped = split.info.get("capped_classes")
+  if capped:
+    warnings.append(f"classes {capped} are too small for split.per_class / split.fraction / "
+                    "split.val_per_class: each keeps at most half its pixels for training and a "
+                    "quarter for validation (split.json has the counts).")
+  num_test = int(np.count_nonzero(split.test))
+  if num_test < MIN_TEST_PIXELS:
+    warnings.append(f"only {num_test} test pixels: one pixel moves OA by {100 / num_test:.1f} "
+                    "points; these numbers are not comparable with a full-scene evaluation.")
+  return warnings
 
 
 # ----------------------------------------------------------------------------- blocks protocol

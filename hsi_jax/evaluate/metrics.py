@@ -42,3 +42,15 @@ def summarize(confusion: np.ndarray) -> dict:
       confusion_matrix=confusion.astype(int).tolist(),
       num_test_pixels=int(total),
   )
+
+
+def collapse_warnings(true: np.ndarray, pred: np.ndarray) -> list[str]:
+  """A warning when the predictions at labelled pixels are all one class while the labels are
+  not: the model learned nothing (a learning rate too high, inputs without standardisation...)."""
+  true, pred = np.asarray(true), np.asarray(pred)
+  classes = np.unique(pred)
+  if len(classes) == 1 and len(np.unique(true)) > 1:
+    return [f"the predictions collapsed to one class: class {classes[0]} for all {len(pred)} test "
+            "pixels. Training failed; check train.learning_rate and the inputs (e.g. "
+            "config.data.standardize=True)."]
+  return []

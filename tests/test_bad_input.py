@@ -1,0 +1,219 @@
+"""Bad input through the real launchers: one line, exit status 2, nothing written (docs/bad_input.md).
+
+The table of docs/bad_input.md is the list of cases: every row's command is run in a subprocess
+against the files its first column describes (written here), and must end with status 2, print no
+traceback, name the problem (the row's excerpt is in stderr) and leave its work directory as it
+found it. Then the corrected command runs in the same work directory and succeeds.
+"""
+
+import concurrent.futures
+import json
+import os
+import pathlib
+import re
+import shlex
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.io
+
+from conftest import REPO, subprocess_env
+from hsi_jax.data import io
+
+TABLE = REPO / "docs" / "bad_input.md"
+IP_CUBE_KEY, IP_GT_KEY = "indian_pines_corrected", "indian_pines_gt"
+
+
+def _rows():
+  """(what is wrong, command, workdir note, excerpt) for each row of the table."""
+  rows = []
+  for line in TABLE.read_text().splitlines():
+    cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+    if len(cells) != 3 or not cells[1].startswith("`"):
+      continue
+    what, command_cell, excerpt_cell = cells
+    command = re.match(r"`([^`]+)`(.*)", command_cell)
+    rows.append((what, command.group(1), command.group(2).strip(), excerpt_cell.strip("`")))
+  return rows
+
+
+def _ip_arrays():
+  return (io.read_mat_array(io.BUNDLED_DIR / "Indian_pines_corrected.mat", IP_CUBE_KEY),
+          io.read_mat_array(io.BUNDLED_DIR / "Indian_pines_gt.mat", IP_GT_KEY))
+
+
+def _write_data_folders(root: pathlib.Path) -> None:
+  """D/<name>: one scene file each (the other is found in the package), as the table says."""
+  cube, gt = _ip_arrays()
+  gt_bytes = (io.BUNDLED_DIR / "Indian_pines_gt.mat").read_bytes()
+
+  def folder(name):
+    path = root / name
+    path.mkdir(parents=True)
+    return path
+
+  folder("empty")
+  (folder("gt_truncated") / "Indian_pines_gt.mat").write_bytes(gt_bytes[:len(gt_bytes) // 2])
+  (folder("gt_empty") / "Indian_pines_gt.mat").write_bytes(b"")
+  (folder("gt_garbage") / "Indian_pines_gt.mat").write_bytes(
+      np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+  scipy.io.savemat(folder("gt_wrong_key") / "Indian_pines_gt.mat", {"gt": gt})
+  fractional = gt.astype(np.float64)
+  fractional[10, 20] = 2.5
+  scipy.io.savemat(folder("gt_fractional") / "Indian_pines_gt.mat", {IP_GT_KEY: fractional})
+  negative = gt.astype(np.int16)
+  negative[10, 20] = -1
+  scipy.io.savemat(folder("gt_negative") / "Indian_pines_gt.mat", {IP_GT_KEY: negative})
+  scipy.io.savemat(folder("gt_3d") / "Indian_pines_gt.mat", {IP_GT_KEY: np.stack([gt, gt], -1)})
+  unknown = gt.copy()
+  unknown[10, 20] = 17
+  scipy.io.savemat(folder("gt_unknown_ids") / "Indian_pines_gt.mat", {IP_GT_KEY: unknown})
+  cropped = folder("cropped")
+  scipy.io.savemat(cropped / "Indian_pines_gt.mat", {IP_GT_KEY: gt[:100, :120]})
+  scipy.io.savemat(cropped / "Indian_pines_corrected.mat", {IP_CUBE_KEY: cube[:100, :120]})
+  with_nan = cube.astype(np.float32)
+  with_nan[3, 4, 5] = np.nan
+  scipy.io.savemat(folder("cube_nan") / "Indian_pines_corrected.mat", {IP_CUBE_KEY: with_nan})
+  scipy.io.savemat(folder("cube_bands") / "Indian_pines_corrected.mat",
+                   {IP_CUBE_KEY: cube[..., :150]})
+  scipy.io.savemat(folder("cube_size") / "Indian_pines_corrected.mat", {IP_CUBE_KEY: cube[:100]})
+  modified = cube.copy()
+  modified[0, 0, 0] += 1
+  scipy.io.savemat(folder("cube_modified") / "Indian_pines_corrected.mat", {IP_CUBE_KEY: modified})
+  # The correction of the data rows: the ground truth re-saved as doubles holding the same ids.
+  scipy.io.savemat(folder("gt_double") / "Indian_pines_gt.mat", {IP_GT_KEY: gt.astype(np.float64)})
+
+
+def _write_split_files(root: pathlib.Path) -> None:
+  """F/<name>: train / test maps as another paper might ship them."""
+  _, gt = _ip_arrays()
+  gt = gt.astype(np.int32)
+  rng = np.random.default_rng(0)
+  train = np.where(rng.random(gt.shape) < 0.1, gt, 0)
+  test = np.where(train > 0, 0, gt)
+  root.mkdir(parents=True)
+  np.savez(root / "masks_ok.npz", train=train, test=test)
+  np.savez(root / "masks_no_test.npz", train=train)
+  np.savez(root / "masks_shape.npz", train=train, test=test[:100, :100])
+  fractional = test.astype(np.float64)
+  fractional[10, 20] = 1.5
+  scipy.io.savemat(root / "masks_fractional.mat", {"train": train.astype(np.float64),
+                                                   "test": fractional})
+  np.savez(root / "masks_windows.npz", train=train, test=test,
+           train_windows=np.array([[0, 0, 4, 4], [140, 140, 150, 150]], np.int32))
+  (root / "masks_garbage.npz").write_bytes(rng.integers(0, 256, 500, dtype=np.uint8).tobytes())
+
+
+# Work directories that hold something before the command runs (the row's note says what).
+WORKDIR_SETUP = {
+    "a finished work directory": {"results.json": "{}\n"},
+    "a work directory of another config": {"config.json": json.dumps({"scene": "pu"}) + "\n"},
+}
+
+
+def _snapshot(path: pathlib.Path):
+  if not path.exists():
+    return None
+  return {str(p.relative_to(path)): (p.read_bytes() if p.is_file() else None)
+          for p in sorted(path.rglob("*"))}
+
+
+def _argv(command: str, tmp_path: pathlib.Path, workdir: pathlib.Path):
+  words = []
+  for word in shlex.split(command):
+    word = re.sub(r"(?<![\w/])W(?=/|$)", str(workdir), word)
+    word = re.sub(r"(?<![\w/])D/", f"{tmp_path}/data/", word)
+    word = re.sub(r"(?<![\w/])F/", f"{tmp_path}/files/", word)
+    words.append(word)
+  return [sys.executable, f"launch/{words[0]}"] + words[1:]
+
+
+def _run(argv, timeout=300):
+  return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                        env=subprocess_env(devices=1))
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+  root = tmp_path_factory.mktemp("bad_input")
+  _write_data_folders(root / "data")
+  _write_split_files(root / "files")
+  return root
+
+
+def test_the_table_covers_every_category():
+  """Rows for each kind of mistake the issue lists: config values and flags, work directories,
+  scene files, split files."""
+  rows = _rows()
+  assert len(rows) >= 40
+  commands = " ".join(command for _, command, _, _ in rows)
+  for needle in ("--config.train.epoch=", "batch_size=0", "num_seeds=0", "per_class=0",
+                 "patch=0", "D/gt_truncated", "D/gt_empty", "D/gt_garbage", "D/gt_fractional",
+                 "D/gt_negative", "D/cropped", "D/cube_nan", "F/masks_windows", "F/masks_shape",
+                 "audit_split.py", "make_splits.py", "ablate.py"):
+    assert needle in commands, needle
+  assert {what for what, *_ in rows} >= set(WORKDIR_SETUP)
+
+
+def test_every_row_fails_with_one_line_and_writes_nothing(inputs):
+  rows = _rows()
+
+  def one(index_row):
+    index, (what, command, note, excerpt) = index_row
+    workdir = inputs / "workdirs" / f"row{index}"
+    for name, text in WORKDIR_SETUP.get(what, {}).items():
+      workdir.mkdir(parents=True, exist_ok=True)
+      (workdir / name).write_text(text)
+    before = _snapshot(workdir)
+    result = _run(_argv(command, inputs, workdir))
+    return what, command, excerpt, result, before, _snapshot(workdir)
+
+  with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+    outcomes = list(pool.map(one, enumerate(rows)))
+  failures = []
+  for what, command, excerpt, result, before, after in outcomes:
+    problems = []
+    if result.returncode != 2:
+      problems.append(f"exit status {result.returncode}")
+    if "Traceback" in result.stdout + result.stderr:
+      problems.append("a traceback")
+    if excerpt not in result.stderr:
+      problems.append(f"no {excerpt!r} in stderr")
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    if len(error_lines) != 1:
+      problems.append(f"{len(error_lines)} error lines")
+    if before != after:
+      problems.append("the work directory changed")
+    if problems:
+      failures.append(f"{what} ({command}): {', '.join(problems)}; stderr: {result.stderr[-600:]}")
+  assert not failures, "\n".join(failures)
+
+
+def test_corrected_commands_run_in_the_same_workdir(inputs, tmp_path):
+  """The reruns a user makes after the message: the same --workdir, the mistake corrected. A
+  ground truth re-saved as doubles holding the same ids is accepted (and verifies)."""
+  attempts = [
+      (["--config.split.pixel_ratoi=0.15"], ["--config.split.pixel_ratio=0.15"]),
+      ([f"--config.data.root={inputs}/data/gt_truncated"],
+       [f"--config.data.root={inputs}/data/gt_double"]),
+  ]
+  for index, (bad, good) in enumerate(attempts):
+    workdir = tmp_path / f"w{index}"
+    base = [sys.executable, "launch/train.py", "--config=configs/ip.py:model=knn",
+            f"--workdir={workdir}"]
+    failed = _run(base + bad)
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr, failed.stderr[-2000:]
+    assert not workdir.exists()
+    fixed = _run(base + good)
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    results = json.loads((workdir / "results.json").read_text())
+    assert results["num_test_pixels"] > 4000 and results["warnings"] == []
+
+
+def test_verbose_shows_the_traceback(inputs):
+  result = _run(_argv("train.py --config=configs/ip.py:model=knn --config.data.root=D/gt_empty "
+                      "--workdir=W --verbose", inputs, inputs / "verbose"))
+  assert result.returncode != 0
+  assert "Traceback" in result.stderr and "DataError" in result.stderr
