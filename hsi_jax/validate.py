@@ -54,11 +54,19 @@ def validate(config) -> None:
   def one_of(values):
     return (lambda v: v in values, f"one of {', '.join(map(repr, values))}")
 
-  positive = (lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0,
-              "a number > 0")
-  fraction = (lambda v: isinstance(v, numbers.Real) and 0 < v < 1, "a fraction in (0, 1)")
+  def real(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+  positive = (lambda v: real(v) and v > 0, "a number > 0")
+  non_negative = (lambda v: real(v) and v >= 0, "a number >= 0")
+  fraction = (lambda v: real(v) and 0 < v < 1, "a fraction in (0, 1)")
+  closed_fraction = (lambda v: real(v) and 0 <= v <= 1, "a number in [0, 1]")
+  boolean = (lambda v: isinstance(v, bool), "True or False")
+  counts = (lambda v: len(v) > 0 and all(integer(1)[0](x) for x in v),
+            "a non-empty list of integers >= 1")
 
   check("scene", *one_of(tuple(scenes.SCENES)))
+  check("data.root", lambda v: isinstance(v, str), "a folder path, or '' for the default")
   check("partition", *integer(0))
   check("seed", *integer(0))
   check("num_seeds", *integer(1))
@@ -103,12 +111,29 @@ def validate(config) -> None:
     check("train.window_labels", *one_of(windows.WINDOW_LABEL_RULES))
     check("train.loss_reduction", *one_of(step.LOSS_REDUCTIONS))
     check("train.val_metric", *one_of(step.VAL_METRICS))
+    check("train.focal_gamma", *non_negative)
+    check("train.focal_alpha", *closed_fraction)
+    check("train.augment", *boolean)
+    check("data.standardize", *boolean)
     check("model.width", *positive)
+    check("model.attention_hidden", *integer(1))
+    for switch in ("use_scam", "use_sam", "interact", "multiscale", "fast_conv"):
+      check(f"model.{switch}", *boolean)
     if has("model.ip_spatial"):
       check("model.ip_spatial", *one_of(tuple(models.IP_SPATIAL)))
   else:
     check("data.fit_stats", *one_of(pixel_inputs.FIT_STATS))
+  if family is families.classical:
+    check("model.neighbours", *counts)
+    check("model.svm_c", lambda v: len(v) > 0 and all(positive[0](x) for x in v),
+          "a non-empty list of numbers > 0")
   if family is families.pixels:
+    check("model.gru_units", *integer(1))
+    check("model.attention_size", *integer(1))
+    check("model.conv_features", *counts)
+    check("model.fc_units", *integer(1))
+    check("model.fusion_units", *counts)
+    check("model.dropout_rate", lambda v: real(v) and 0 <= v < 1, "a rate in [0, 1)")
     check("train.steps", *integer(1))
     check("train.eval_every", *integer(1))
     check("data.neighbourhood", *integer(1))

@@ -7,6 +7,7 @@ found it. Then the corrected command runs in the same work directory and succeed
 """
 
 import concurrent.futures
+import dataclasses
 import json
 import os
 import pathlib
@@ -20,7 +21,9 @@ import pytest
 import scipy.io
 
 from conftest import REPO, subprocess_env
-from hsi_jax.data import io
+from hsi_jax import config_util, workdir as workdir_lib
+from hsi_jax.data import io, split_files, splits
+from hsi_jax.evaluate import metrics
 
 TABLE = REPO / "docs" / "bad_input.md"
 IP_CUBE_KEY, IP_GT_KEY = "indian_pines_corrected", "indian_pines_gt"
@@ -217,3 +220,51 @@ def test_verbose_shows_the_traceback(inputs):
                       "--workdir=W --verbose", inputs, inputs / "verbose"))
   assert result.returncode != 0
   assert "Traceback" in result.stderr and "DataError" in result.stderr
+
+
+def test_warnings_for_legal_but_meaningless_inputs(ground_truths, tmp_path):
+  """What a run warns about (and keeps in results.json): one class, capped classes, few test
+  pixels, collapsed predictions, a scene of another size where no hash is registered."""
+  gt = ground_truths["ip"].gt
+  params = splits.PixelsParams(patch=1, per_class=100, fraction=None, val_per_class=100)
+  split = splits.make_split(gt, 16, 1, "pixels", params)
+  warnings = splits.split_warnings(gt, split)
+  small = [c for c in range(1, 17) if np.count_nonzero(gt == c) < 400]  # 100 + 100 + test
+  assert len(warnings) == 1 and f"classes {split.info['capped_classes']}" in warnings[0]
+  assert set(small) >= set(split.info["capped_classes"]) and 9 in split.info["capped_classes"]
+
+  one_class = np.zeros((40, 40), np.int32)
+  one_class[5:15, 5:15] = 1
+  few = splits.make_split(one_class, 1, 1, "pixels", dataclasses.replace(params, per_class=5))
+  warnings = splits.split_warnings(one_class, few)
+  assert any("a single class (id 1)" in w for w in warnings)
+  assert any(f"only {np.count_nonzero(few.test)} test pixels" in w for w in warnings)
+
+  true = np.array([1, 2, 3, 2])
+  assert metrics.collapse_warnings(true, np.array([1, 2, 2, 2])) == []
+  assert "class 2 for all 4 test pixels" in metrics.collapse_warnings(true, np.full(4, 2))[0]
+  assert metrics.collapse_warnings(np.array([2, 2]), np.array([2, 2])) == []  # one class: says so
+
+  pc_gt = np.zeros((50, 60), np.uint8)  # Pavia Centre has no registered hash: it still loads
+  pc_gt[10:20, 10:20] = 1
+  scipy.io.savemat(tmp_path / "Pavia_gt.mat", {"pavia_gt": pc_gt})
+  labels = io.load_ground_truth("pc", root=str(tmp_path))
+  assert len(labels.warnings) == 1 and "1096x715 pixels in the registry" in labels.warnings[0]
+
+
+def test_a_split_without_test_pixels_is_refused():
+  gt = np.zeros((10, 10), np.int32)
+  gt[0, 0], gt[5, 5] = 1, 2  # one pixel per class: it trains, nothing is left to test
+  params = splits.PixelsParams(patch=1, per_class=1, fraction=None, val_per_class=1)
+  with pytest.raises(splits.SplitError, match="leaves no test pixel"):
+    splits.make_split(gt, 2, 1, "pixels", params)
+
+
+def test_collapsed_predictions_are_kept_in_results(indian_pines, tmp_path):
+  """workdir.write_evaluation, which every family's results go through, records the warning."""
+  config = config_util.load_config(str(REPO / "configs" / "ip.py") + ":model=knn")
+  split = split_files.split_from_config(config, labels=indian_pines)[0]
+  results = workdir_lib.write_evaluation(config, tmp_path, split, indian_pines,
+                                     np.full(indian_pines.gt.shape, 11, np.int32))
+  assert len(results["warnings"]) == 1 and "collapsed to one class: class 11" in results["warnings"][0]
+  assert results["oa"] == pytest.approx(np.mean(split.test[split.test > 0] == 11))
