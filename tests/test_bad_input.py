@@ -268,3 +268,17 @@ def test_collapsed_predictions_are_kept_in_results(indian_pines, tmp_path):
                                      np.full(indian_pines.gt.shape, 11, np.int32))
   assert len(results["warnings"]) == 1 and "collapsed to one class: class 11" in results["warnings"][0]
   assert results["oa"] == pytest.approx(np.mean(split.test[split.test > 0] == 11))
+
+
+def test_a_warning_reaches_the_output_and_results_json(tmp_path, ground_truths):
+  """Through the launcher: SSAN's 100 / 100 pixels per class on Indian Pines, which its classes of
+  fewer than 300 pixels cannot give while keeping as many for test as for validation."""
+  counts = np.bincount(ground_truths["ip"].gt.ravel(), minlength=17)[1:]
+  small = [c + 1 for c in range(16) if counts[c] < 300]
+  result = _run([sys.executable, "launch/train.py", "--config=configs/ip.py:model=knn,protocol=pixels",
+                 f"--workdir={tmp_path}"])
+  assert result.returncode == 0, result.stderr[-3000:]
+  warned = [line for line in result.stdout.splitlines() if line.startswith("warning: ")]
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert len(warned) == 1 and f"classes {small} are too small" in warned[0], (warned, small)
+  assert results["warnings"] == [warned[0][len("warning: "):]]
