@@ -122,6 +122,9 @@ def split_config(protocol: str, *, block: int, patch: int, pixel_ratio: float, v
       per_class=config_dict.placeholder(int) if protocol == "blocks" else 100,
       fraction=config_dict.placeholder(float),
       val_per_class=100,
+      # A file of the user's own train / test (/ val) maps (.npz or .mat, the ground truth's class
+      # ids): the run uses exactly those sets instead of drawing a split (data/split_files.py).
+      file="",
   ))
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from hsi_jax import families, models, parallel, seeds
-from hsi_jax.data import io, patches, scenes, split_files
+from hsi_jax.data import io, patches, split_files
 from hsi_jax.train import optim, pixel_step, state as state_lib, step as step_lib
 
 
@@ -58,7 +58,7 @@ def benchmark(config, steps: int = 10, warmup: int = 2, infer_batch: int = 64) -
   name = config.model.name
   if not families.is_neural(name):
     raise ValueError(f"bench times networks; {name!r} is a scikit-learn baseline.")
-  scene = scenes.get_scene(config.scene)
+  scene = io.scene_of(config)
   batch = config.train.batch_size
   model = models.build_model(config.model, scene.num_classes)
   optimizer = optim.make_optimizer(config.train)
@@ -112,7 +112,7 @@ def benchmark_seeds(config, num_seeds: int, rounds: int = 2) -> dict:
   programs run one after another (the same work), on the real scene; compilation excluded (one
   warm-up round each). A single run shards its batch over every device, so the patches/s of runs
   with 1 and N devices compare data-parallel throughput."""
-  scene = io.load_scene(config.scene, config.data.root or None)
+  scene = io.load_config_scene(config)
   split, _, _ = split_files.split_from_config(config, labels=scene)
   learning_rate = optim.round_learning_rate(config.train, 0)
   single, single_keys, _ = _program(config, scene, split, 1)
@@ -147,7 +147,7 @@ def benchmark_seeds(config, num_seeds: int, rounds: int = 2) -> dict:
 
 def benchmark_split(config, seeds=range(1, 6)) -> dict:
   """Seconds to make the config's split from the ground truth (accept loop included)."""
-  gt = io.load_ground_truth(config.scene, config.data.root or None)
+  gt = io.load_config_labels(config)
   times = []
   for seed in seeds:
     start = time.perf_counter()
@@ -159,7 +159,7 @@ def benchmark_split(config, seeds=range(1, 6)) -> dict:
 
 def benchmark_inference(config, repeats: int = 2) -> dict:
   """Seconds to label every pixel of the scene (the evaluation map), compilation excluded."""
-  scene = io.load_scene(config.scene, config.data.root or None)
+  scene = io.load_config_scene(config)
   split, _, _ = split_files.split_from_config(config, labels=scene)
   program, keys, _ = _program(config, scene, split, 1)
   states = program.init(keys)
@@ -176,7 +176,7 @@ def step_losses(config, steps: int, ulp: bool = False) -> dict:
   up by one unit in the last place. docs/design.md ("Devices and float drift") reads these."""
   if families.family_of(config.model.name) is not families.windows:
     raise ValueError("step_losses follows the DA-IMRN epoch; use a da_imrn config.")
-  scene = io.load_scene(config.scene, config.data.root or None)
+  scene = io.load_config_scene(config)
   split, _, _ = split_files.split_from_config(config, labels=scene)
   host = families.windows.host_data(config, scene.cube, split)
   mesh = parallel.make_mesh()

@@ -18,6 +18,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 from hsi_jax import config_util, errors
 
@@ -139,6 +140,7 @@ def run_main(main) -> None:
   flags.DEFINE_bool("verbose", False, "Show the traceback of an input error too.")
 
   def guarded(argv):
+    logging.set_verbosity(logging.WARNING)  # absl's INFO lines (backends tried, orbax saves)
     try:
       return main(argv)
     except (errors.UserError, FileNotFoundError) as error:

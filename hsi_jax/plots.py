@@ -98,3 +98,28 @@ def plot_curves(path: os.PathLike, records: list[dict], title: str,
     ax.grid(alpha=0.3)
   fig.suptitle(title + ("  (dashed: learning-rate drop)" if lr_drop_rounds else ""), fontsize=9)
   _save(fig, path)
+
+
+def plot_scene(path: os.PathLike, cube: np.ndarray, gt: np.ndarray, rgb_bands, class_names,
+               title: str) -> None:
+  """An RGB composite of the cube (bands `rgb_bands`, each stretched between its 2nd and 98th
+  percentile) beside the ground truth, with a legend of the classes and their pixel counts."""
+  rgb = cube[..., list(rgb_bands)].astype(np.float64)
+  low, high = np.percentile(rgb, 2, axis=(0, 1)), np.percentile(rgb, 98, axis=(0, 1))
+  rgb = np.clip((rgb - low) / np.maximum(high - low, 1e-12), 0, 1)
+  height, width = gt.shape
+  fig, axes = plt.subplots(1, 2, figsize=(2 * 4 * width / max(height, width) + 3,
+                                          4 * height / max(height, width) + 1))
+  axes[0].imshow(rgb)
+  axes[0].set_title(f"bands {', '.join(map(str, rgb_bands))} as R, G, B", fontsize=9)
+  colours = class_image(np.arange(len(class_names) + 1), len(class_names))
+  axes[1].imshow(class_image(gt, len(class_names)), interpolation="nearest")
+  counts = np.bincount(gt.ravel(), minlength=len(class_names) + 1)[1:]
+  axes[1].legend(handles=[mpatches.Patch(color=colours[c + 1], label=f"{c + 1} {name} ({n})")
+                          for c, (name, n) in enumerate(zip(class_names, counts))],
+                 loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=7)
+  axes[1].set_title("ground truth", fontsize=9)
+  fig.suptitle(title, fontsize=9)
+  for ax in axes:
+    ax.set_axis_off()
+  _save(fig, path)

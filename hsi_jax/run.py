@@ -32,7 +32,7 @@ import numpy as np
 
 from hsi_jax import checkpoint, families, fileutil, parallel, seeds, validate
 from hsi_jax import workdir as workdir_lib
-from hsi_jax.data import io, split_files, splits as splits_lib
+from hsi_jax.data import custom, io, split_files, splits as splits_lib
 from hsi_jax.evaluate import metrics as metrics_lib
 from hsi_jax.families import classical
 from hsi_jax.train import optim, progress, state as state_lib
@@ -55,7 +55,7 @@ def split_line(config, split) -> str:
   totals = {name: int(np.count_nonzero(getattr(split, name))) for name in
             ("train", "leaked", "val", "test")}
   attempts = split.info.get("attempts")
-  return (f"split {config.split.protocol}, partition {config.partition}: train {totals['train']:,}"
+  return (f"split {split.info['protocol']}, partition {config.partition}: train {totals['train']:,}"
           f" / leaked {totals['leaked']:,} / val {totals['val']:,} / test {totals['test']:,} px; "
           f"windows: {len(split.train_windows):,} train, {len(split.val_windows):,} val, "
           f"{len(split.test_tiles):,} test" + (f"; accepted on attempt {attempts}" if attempts else ""))
@@ -84,13 +84,17 @@ def run(config, workdir) -> dict:
   workdir_lib.refuse_finished_or_foreign(config, workdir)
   run_dirs = [workdir] if len(configs) == 1 else [workdir / f"seed{k}" for k in range(len(configs))]
   say(f"loading scene {config.scene}...")
-  scene = io.load_scene(config.scene, config.data.root or None)
+  scene = io.load_config_scene(config)
   say(scene_line(config, scene))
+  for line in custom.derived_lines(config):
+    say(line)
   splits = [split_files.split_from_config(c, labels=scene)[0] for c in configs]
   input_warnings = []  # per run: the scene's and its split's, said now and kept in results.json
   for k, (single, split) in enumerate(zip(configs, splits)):
     prefix = f"seed{k} (model seed {single.seed}) " if len(configs) > 1 else ""
     say(prefix + split_line(single, split))
+    for line in split_files.file_lines(split):
+      say(prefix + line)
     input_warnings.append(list(scene.warnings) + splits_lib.split_warnings(scene.gt, split))
     for warning in input_warnings[-1][len(scene.warnings) * (k > 0):]:
       say(f"warning: {prefix}{warning}")
@@ -101,10 +105,13 @@ def run(config, workdir) -> dict:
     runs, train_seconds, mesh = _fit_classical(configs, splits, scene, run_dirs)
   else:
     runs, train_seconds, mesh = _train(config, configs, splits, scene, workdir, run_dirs)
-  for k, (single_run, before) in enumerate(zip(runs, input_warnings)):
+  for k, (single_run, before, split) in enumerate(zip(runs, input_warnings, splits)):
     for warning in single_run["warnings"]:
       say("warning: " + (f"seed{k}: " if len(runs) > 1 else "") + warning)
     single_run["warnings"] = before + single_run["warnings"]
+    if split.info["protocol"] == "file":  # the user's masks: which file, and how leaky
+      single_run["split_file"] = {key: split.info[key] for key in
+                                  ("file", "file_sha256", "val_from_train", "patch", "leakage")}
   if len(runs) == 1:
     results = runs[0]
   else:

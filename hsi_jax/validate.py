@@ -7,6 +7,7 @@ must be. run.run calls it first; the launchers call it as soon as the flags are 
 from __future__ import annotations
 
 import numbers
+import pathlib
 
 import jax
 
@@ -65,8 +66,17 @@ def validate(config) -> None:
   counts = (lambda v: len(v) > 0 and all(integer(1)[0](x) for x in v),
             "a non-empty list of integers >= 1")
 
-  check("scene", *one_of(tuple(scenes.SCENES)))
+  check("scene", *one_of(tuple(scenes.SCENES) + (scenes.CUSTOM,)))
   check("data.root", lambda v: isinstance(v, str), "a folder path, or '' for the default")
+  if has("scene") and config.scene == scenes.CUSTOM:
+    for leaf in ("cube", "gt"):
+      check(f"data.{leaf}", lambda v: isinstance(v, str) and v, "the path of the scene's file")
+  if has("split.file") and config.split.file:
+    if not pathlib.Path(config.split.file).expanduser().is_file():
+      problems.append(f"split.file={config.split.file!r} is not a file")
+    if has("seeds_over") and config.seeds_over == "partitions" and config.num_seeds > 1:
+      problems.append("seeds_over='partitions' draws several partitions, but split.file fixes "
+                      "the split: use seeds_over='init' (model seeds) with a split file")
   check("partition", *integer(0))
   check("seed", *integer(0))
   check("num_seeds", *integer(1))

@@ -70,7 +70,7 @@ def save_or_check_split(split: splits_lib.Split, run_dir: pathlib.Path,
                          "--workdir.")
   else:
     run_dir.mkdir(parents=True, exist_ok=True)
-    split_files.save_split(run_dir, split, scene.gt, scene.class_names)
+    split_files.save_split(run_dir, split, scene)
 
 
 def keep_metrics_before(path: pathlib.Path, round_index: int) -> None:
@@ -102,7 +102,8 @@ def write_evaluation(config, run_dir: pathlib.Path, split: splits_lib.Split, sce
       jnp.asarray(split.test[test]), jnp.asarray(prediction[test]), scene.num_classes))
   results = dict(scene=config.scene, model=config.model.name, protocol=config.split.protocol,
                  seed=config.seed, partition=config.partition, split_hash=split.content_hash(),
-                 class_names=list(scene.class_names), **metrics_lib.summarize(confusion),
+                 class_names=list(scene.class_names), class_ids=list(scene.raw_class_ids),
+                 **metrics_lib.summarize(confusion),
                  warnings=metrics_lib.collapse_warnings(split.test[test], prediction[test]))
   plots.plot_map(run_dir / "map.png", prediction, scene.gt,
                  f"{config.scene} {config.model.name}, {config.split.protocol} partition "

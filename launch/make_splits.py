@@ -20,7 +20,7 @@ flags.mark_flags_as_required(["config", "out"])
 def main(argv):
   del argv
   split, labels, seconds = split_files.split_from_config(_CONFIG.value, _PARTITION.value)
-  info = split_files.save_split(_OUT.value, split, labels.gt, labels.class_names)
+  info = split_files.save_split(_OUT.value, split, labels)
   print(split_files.format_summary(info))
   print(f"split made in {seconds:.3f} s; written to {_OUT.value}")
 

@@ -12,7 +12,6 @@ Multi-host (every process runs this same command; only process 0 writes files):
 """
 
 from absl import flags
-from absl import logging
 from ml_collections import config_flags
 
 from hsi_jax import cli, parallel
@@ -30,7 +29,6 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   if _MULTIHOST.value:
     parallel.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   from hsi_jax import run  # noqa: PLC0415  (after initialize: nothing may touch JAX first)

@@ -4,7 +4,9 @@ import os
 import pathlib
 
 import jax
+import numpy as np
 import pytest
+import scipy.io
 
 from hsi_jax.data import io
 
@@ -37,3 +39,26 @@ def ground_truths():
 @pytest.fixture(scope="session")
 def indian_pines():
   return io.load_scene("ip")
+
+
+def write_custom_scene(folder: pathlib.Path, shape=(47, 53), bands=24, class_ids=(3, 7, 20, 41),
+                       seed=0) -> dict:
+  """A small scene of a user's own in `folder`: an odd size, an int16 cube with negative values,
+  sparse class ids in four quadrants (15 % of their pixels unlabelled), class spectra a few
+  noise levels apart. Returns the paths and arrays."""
+  rng = np.random.default_rng(seed)
+  height, width = shape
+  gt = np.zeros(shape, np.uint8)
+  rows = (slice(2, height // 2 - 1), slice(height // 2 + 1, height - 2))
+  cols = (slice(2, width // 2 - 1), slice(width // 2 + 1, width - 2))
+  for index, class_id in enumerate(class_ids):
+    gt[rows[index // 2 % 2], cols[index % 2]] = class_id
+  gt[rng.random(shape) < 0.15] = 0
+  cube = rng.normal(0, 120, shape + (bands,))
+  for class_id in class_ids:
+    cube[gt == class_id] += rng.normal(0, 150, bands)
+  folder.mkdir(parents=True, exist_ok=True)
+  paths = dict(cube=folder / "cube.mat", gt=folder / "gt.mat")
+  scipy.io.savemat(paths["cube"], {"radiance": cube.astype(np.int16)})
+  scipy.io.savemat(paths["gt"], {"labels": gt})
+  return dict(paths, cube_array=cube.astype(np.int16), gt_array=gt)

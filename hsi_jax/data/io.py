@@ -38,6 +38,7 @@ class SceneData:
   gt: np.ndarray
   class_names: tuple[str, ...]
   warnings: tuple[str, ...] = ()  # what a run should say about the data (and record)
+  raw_class_ids: tuple[int, ...] = ()  # the id in the file of class i + 1
 
   @property
   def num_classes(self) -> int:
@@ -57,13 +58,16 @@ def data_dir(root: Optional[str] = None) -> pathlib.Path:
 def find_file(scene: scenes_lib.Scene, array_file: scenes_lib.ArrayFile,
               root: Optional[str] = None) -> pathlib.Path:
   """Path of one of a scene's files; FileNotFoundError says where it looked and how to fetch it."""
-  candidates = [data_dir(root) / array_file.filename]
+  candidates = [data_dir(root) / array_file.filename]  # an absolute filename stays as it is
   if array_file.bundled:
     candidates.append(BUNDLED_DIR / array_file.filename)
   for path in candidates:
     if path.is_file():
       return path
   looked = "\n".join(f"  {p}" for p in candidates)
+  if not array_file.url:  # a user's own file (configs/custom.py)
+    raise FileNotFoundError(f"{scene.title}: no file at {candidates[0]}; check the path given "
+                            "in the config (cube=..., gt=...).")
   raise FileNotFoundError(
       f"{scene.title}: {array_file.filename} not found. Looked in:\n{looked}\n"
       f"Get it with `python launch/fetch_data.py --scene={scene.name}` (downloads into "
@@ -76,15 +80,26 @@ _UNREADABLE = (ValueError, OSError, EOFError, IndexError, KeyError, TypeError, s
                zlib.error, zipfile.BadZipFile, scipy.io.matlab.MatReadError)
 
 
+def _unreadable(path: pathlib.Path, error: Exception) -> DataError:
+  kind = ".npz archive" if path.suffix == ".npz" else "MATLAB .mat file (v5 or v7.3)"
+  return DataError(f"{path} is not a readable {kind} ({type(error).__name__}: "
+                   f"{' '.join(str(error).split())[:120]}); is it truncated or of another format? "
+                   "Write or download it again.")
+
+
+def _check_file(path: pathlib.Path) -> None:
+  if not path.is_file():
+    raise FileNotFoundError(f"No file at {path}.")
+  if path.stat().st_size == 0:
+    raise DataError(f"{path} is empty (0 bytes); write or download it again.")
+
+
 def read_arrays(path: os.PathLike) -> dict[str, np.ndarray]:
   """Every array of a user's file: MATLAB v5 (scipy) or v7.3 / HDF5 (h5py, in MATLAB's axis
   order) for `.mat`, numpy for `.npz`. A missing file is a FileNotFoundError; an empty, truncated
   or garbage one a DataError naming the file."""
   path = pathlib.Path(path)
-  if not path.is_file():
-    raise FileNotFoundError(f"No file at {path}.")
-  if path.stat().st_size == 0:
-    raise DataError(f"{path} is empty (0 bytes); write or download it again.")
+  _check_file(path)
   try:
     if path.suffix == ".npz":
       with np.load(path, allow_pickle=False) as data:
@@ -94,19 +109,52 @@ def read_arrays(path: os.PathLike) -> dict[str, np.ndarray]:
     contents = scipy.io.loadmat(path)
     return {k: np.asarray(v) for k, v in contents.items() if not k.startswith("__")}
   except _UNREADABLE as error:
-    kind = ".npz archive" if path.suffix == ".npz" else "MATLAB .mat file (v5 or v7.3)"
-    raise DataError(f"{path} is not a readable {kind} ({type(error).__name__}: "
-                    f"{' '.join(str(error).split())[:120]}); is it truncated or of another "
-                    "format? Write or download it again.") from None
+    raise _unreadable(path, error) from None
+
+
+def array_shapes(path: os.PathLike) -> dict[str, tuple[int, ...]]:
+  """{key: shape} of every array of a .mat / .npz file, read from its headers (a cube is not
+  loaded); errors as read_arrays."""
+  path = pathlib.Path(path)
+  _check_file(path)
+  try:
+    if path.suffix == ".npz":
+      with zipfile.ZipFile(path) as archive:
+        shapes = {}
+        for name in archive.namelist():
+          with archive.open(name) as member:
+            version = np.lib.format.read_magic(member)
+            header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                      else np.lib.format.read_array_header_2_0)(member)
+          shapes[name.removesuffix(".npy")] = tuple(header[0])
+        return shapes
+    if h5py.is_hdf5(path):
+      with h5py.File(path, "r") as file:
+        return {k: tuple(reversed(v.shape)) for k, v in file.items()
+                if not k.startswith("#") and isinstance(v, h5py.Dataset)}
+    return {name: tuple(shape) for name, shape, _ in scipy.io.whosmat(path)}
+  except _UNREADABLE as error:
+    raise _unreadable(path, error) from None
+
+
+def pick_key(keys, key: str, path, option: str) -> str:
+  """`key` if the file has it; "" picks the file's only array; anything else is a DataError
+  listing the keys present and naming the config option that chooses one."""
+  keys = sorted(keys)
+  if key in keys or (not key and len(keys) == 1):
+    return key or keys[0]
+  if not key:
+    raise DataError(f"{path} holds {len(keys)} arrays ({', '.join(keys) or 'none'}); say which "
+                    f"one with {option}=...")
+  raise DataError(f"{path} has no array {key!r}; the keys present are: "
+                  f"{', '.join(keys) or 'none'}.")
 
 
 def read_mat_array(path: os.PathLike, key: str) -> np.ndarray:
-  """Array `key` of a .mat (or .npz) file (`read_arrays`); a missing key names those present."""
+  """Array `key` of a .mat (or .npz) file (`read_arrays`); a missing key names those present.
+  key "" takes the file's one array."""
   arrays = read_arrays(path)
-  if key not in arrays:
-    raise DataError(f"{path} has no array {key!r}; the keys present are: "
-                    f"{', '.join(sorted(arrays)) or 'none'}.")
-  return arrays[key]
+  return arrays[pick_key(arrays, key, path, "the key")]
 
 
 def _read_hdf5_mat(path: pathlib.Path) -> dict[str, np.ndarray]:
@@ -169,6 +217,10 @@ def _registry_shape(shape, scene: scenes_lib.Scene, array_file, path) -> list[st
   (the file cannot verify), a warning where none is (a cropped or re-cut scene still runs)."""
   if tuple(shape) == tuple(scene.shape):
     return []
+  if scene.name == scenes_lib.CUSTOM:
+    raise DataError(f"{path}: the ground truth is {shape[0]}x{shape[1]} pixels, the config says "
+                    f"{scene.shape[0]}x{scene.shape[1]}; the file changed since the config was "
+                    "made: load the config again.")
   message = (f"{path}: {scene.title} is {scene.shape[0]}x{scene.shape[1]} pixels in the "
              f"registry, this file's is {shape[0]}x{shape[1]}")
   if array_file.sha256 is not None:
@@ -190,9 +242,35 @@ def _verify_hash(array: np.ndarray, scene: scenes_lib.Scene, array_file, path) -
         f"--scene={scene.name}`.")
 
 
-def load_ground_truth(name: str, root: Optional[str] = None, verify: bool = True) -> SceneData:
+def scene_of(config) -> scenes_lib.Scene:
+  """The config's scene: a registered one by name, or (config.scene == "custom") the user's files
+  described in config.data (configs/custom.py derives those values from the files)."""
+  if config.scene != scenes_lib.CUSTOM:
+    return scenes_lib.get_scene(config.scene)
+  data = config.data
+  return scenes_lib.Scene(
+      name=scenes_lib.CUSTOM, title=f"custom scene {pathlib.Path(data.gt).name}",
+      cube=scenes_lib.ArrayFile(str(pathlib.Path(data.cube).expanduser()), data.cube_key, "", None),
+      gt=scenes_lib.ArrayFile(str(pathlib.Path(data.gt).expanduser()), data.gt_key, "", None,
+                              class_map=True),
+      shape=tuple(data.shape), num_bands=data.num_bands, class_names=tuple(data.class_names),
+      rgb_bands=tuple(data.rgb_bands), class_ids=tuple(data.class_ids))
+
+
+def load_config_labels(config) -> SceneData:
+  """load_ground_truth for the config's scene (scene_of), from config.data.root."""
+  return load_ground_truth(scene_of(config), config.data.root or None)
+
+
+def load_config_scene(config) -> SceneData:
+  """load_scene for the config's scene (scene_of), from config.data.root."""
+  return load_scene(scene_of(config), config.data.root or None)
+
+
+def load_ground_truth(name, root: Optional[str] = None, verify: bool = True) -> SceneData:
   """Ground truth alone (no cube needed): enough to make splits for PU/SV without their cubes.
-  The checks that say what is wrong (shape, class ids) come before the content hash."""
+  `name` is a registered scene's name or a Scene. The checks that say what is wrong (shape, class
+  ids) come before the content hash."""
   scene = scenes_lib.get_scene(name)
   path = find_file(scene, scene.gt, root)
   raw = read_mat_array(path, scene.gt.key)
@@ -205,10 +283,11 @@ def load_ground_truth(name: str, root: Optional[str] = None, verify: bool = True
   if verify:
     _verify_hash(raw, scene, scene.gt, path)
   gt = scenes_lib.remap_classes(gt, scene.raw_class_ids)
-  return SceneData(scene.name, None, gt, scene.class_names, tuple(warnings))
+  return SceneData(scene.name, None, gt, scene.class_names, tuple(warnings),
+                   tuple(scene.raw_class_ids))
 
 
-def load_scene(name: str, root: Optional[str] = None, verify: bool = True) -> SceneData:
+def load_scene(name, root: Optional[str] = None, verify: bool = True) -> SceneData:
   """Cube (H, W, B) float32 and ground truth (H, W) int32 with classes 1..C, checked (shape, bands,
   values) before their content hashes."""
   scene = scenes_lib.get_scene(name)

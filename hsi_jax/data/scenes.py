@@ -136,8 +136,21 @@ SCENES: dict[str, Scene] = {
 }
 
 
-def get_scene(name: str) -> Scene:
-  """Looks a scene up by its short name (ip, pu, sv, pc, ksc, bo)."""
+def display_bands(num_bands: int) -> tuple[int, int, int]:
+  """(red, green, blue) band indices for a composite of a cube whose wavelengths are not known:
+  the registry's choices as fractions of the band count -- Indian Pines' (AVIRIS, 0.4-2.5 um)
+  for more than 150 bands, Pavia University's (ROSIS, 0.43-0.86 um) otherwise."""
+  fractions = (0.215, 0.105, 0.055) if num_bands > 150 else (0.534, 0.398, 0.117)
+  return tuple(min(num_bands - 1, int(round(f * num_bands))) for f in fractions)
+
+
+CUSTOM = "custom"  # config.scene of a user's own files (configs/custom.py; io.scene_of)
+
+
+def get_scene(name) -> Scene:
+  """Looks a scene up by its short name (ip, pu, sv, pc, ksc, bo); a Scene is returned as is."""
+  if isinstance(name, Scene):
+    return name
   try:
     return SCENES[name.lower()]
   except KeyError:

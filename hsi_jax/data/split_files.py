@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
@@ -11,49 +12,139 @@ from typing import Optional
 import numpy as np
 
 from hsi_jax import fileutil
-from hsi_jax.data import io, splits
+from hsi_jax.data import audit, io, splits
 from hsi_jax import plots
+
+
+VAL_SHARE = 0.1  # of each class's training pixels, for a split file without a val map
 
 
 def split_from_config(config, partition: Optional[int] = None,
                       labels: Optional[io.SceneData] = None):
   """(split, labels, seconds): the config's scene ground truth split as partition `partition`
-  (default config.partition; partition k is drawn with seed k).
+  (default config.partition; partition k is drawn with seed k), or the user's masks of
+  config.split.file (split_from_file).
 
   Needs only the ground truth (read from disk unless `labels` is given), so PU / SV splits work
   without their cubes.
   """
-  labels = labels or io.load_ground_truth(config.scene, config.data.root or None)
-  protocol, params = splits.params_from_config(config.split)
+  labels = labels or io.load_config_labels(config)
   partition = config.partition if partition is None else partition
   start = time.perf_counter()
-  split = splits.make_split(labels.gt, labels.num_classes, partition, protocol, params)
+  if config.split.get("file"):
+    split = split_from_file(config.split.file, labels, config.split.patch, partition)
+  else:
+    protocol, params = splits.params_from_config(config.split)
+    split = splits.make_split(labels.gt, labels.num_classes, partition, protocol, params)
   seconds = time.perf_counter() - start
   split.info.update(scene=config.scene, seconds=round(seconds, 4))
   return split, labels, seconds
 
 
-def summary(split: splits.Split, class_names) -> dict:
-  """What split.json holds: the protocol, its parameters, per-class counts and the content hash."""
-  counts = split.class_counts(len(class_names))
-  classes = [dict(id=c + 1, name=name, **{k: v[c] for k, v in counts.items()})
-             for c, name in enumerate(class_names)]
+def split_from_file(path, labels: io.SceneData, patch: int, partition: int) -> splits.Split:
+  """The split of a user's train / test (and optional val) masks (`audit.read_masks`), class ids
+  as in the ground-truth file: exactly those pixel sets, each pixel's input its patch x patch
+  neighbourhood (protocol "file"). Without a val map, VAL_SHARE of each class's training pixels
+  (drawn with seed `partition`) validate instead of training. split.info records the file's
+  sha256 and the leakage audit of the masks for this patch. Masks that disagree with the ground
+  truth, overlap, or leave a class without training pixels are a SplitError."""
+  path = pathlib.Path(path).expanduser()
+  masks = audit.read_masks(path)
+  maps = {name: masks[name] for name in ("train", "val", "test") if name in masks}
+  if masks["train"].shape != labels.gt.shape:
+    raise splits.SplitError(f"{path}: the masks are {masks['train'].shape[0]}x"
+                            f"{masks['train'].shape[1]} pixels, the scene is {labels.gt.shape[0]}x"
+                            f"{labels.gt.shape[1]}; they must be maps of this scene.")
+  raw_ids = labels.raw_class_ids or tuple(range(1, labels.num_classes + 1))
+  lookup = {raw: index + 1 for index, raw in enumerate(raw_ids)}
+  for name, mask in maps.items():
+    unknown = sorted(set(np.unique(mask[mask > 0]).tolist()) - set(lookup))
+    if unknown:
+      raise splits.SplitError(f"{path}: {name!r} holds class ids {unknown} the ground truth does "
+                              f"not have (its ids: {list(raw_ids)}).")
+    remapped = np.zeros_like(mask)
+    for raw, index in lookup.items():
+      remapped[mask == raw] = index
+    wrong = (remapped > 0) & (remapped != labels.gt)
+    if wrong.any():
+      row, col = np.argwhere(wrong)[0]
+      raise splits.SplitError(f"{path}: {name!r} disagrees with the ground truth at {wrong.sum()} "
+                              f"pixels (first: row {row}, col {col}, {mask[row, col]} against "
+                              f"{raw_ids[labels.gt[row, col] - 1] if labels.gt[row, col] else 0}); "
+                              "masks hold the ground truth's class ids.")
+    maps[name] = remapped
+  names = list(maps)
+  for i, first in enumerate(names):
+    for second in names[i + 1:]:
+      both = np.count_nonzero((maps[first] > 0) & (maps[second] > 0))
+      if both:
+        raise splits.SplitError(f"{path}: {both} pixels are in both {first!r} and {second!r}; "
+                                "each pixel may be in one set only.")
+  val_from_train = "val" not in maps
+  if val_from_train:
+    rng = np.random.default_rng(partition)
+    maps["val"] = np.zeros_like(maps["train"])
+    for c in range(1, labels.num_classes + 1):
+      pixels = rng.permutation(np.flatnonzero(maps["train"] == c))
+      chosen = pixels[:int(round(VAL_SHARE * pixels.size))] if pixels.size > 1 else pixels[:0]
+      maps["val"].flat[chosen] = c
+      maps["train"].flat[chosen] = 0
+  evaluated = set(np.unique(maps["test"][maps["test"] > 0]).tolist())
+  untrained = sorted(raw_ids[c - 1] for c in evaluated - set(np.unique(maps["train"]).tolist()))
+  if untrained:
+    raise splits.SplitError(f"{path}: classes {untrained} have test pixels but no training pixel"
+                            + (" (after the val pixels were drawn from train)" if val_from_train
+                               else "") + "; give each tested class some training pixels.")
+  split = splits.split_from_maps(maps["train"], maps["val"], maps["test"], patch)
+  report = audit.audit(split.train_windows, {"val": split.val, "test": split.test},
+                       labels.num_classes)
+  split.info.update(protocol="file", partition=int(partition), file=str(path),
+                    file_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+                    val_from_train=val_from_train, patch=int(patch),
+                    leakage={name: dict(inside=r["inside_total"], total=r["total_pixels"],
+                                        fraction=r["fraction"]) for name, r in report.items()})
+  return split
+
+
+def file_lines(split: splits.Split) -> list[str]:
+  """What a run on a split file says about it: the file, the val pixels' origin, the audit."""
+  info = split.info
+  if info.get("protocol") != "file":
+    return []
+  test = info["leakage"]["test"]
+  lines = [f"split file {info['file']} (sha256 {info['file_sha256'][:16]}): leakage audit for "
+           f"{info['patch']}x{info['patch']} inputs: {test['inside']:,} of {test['total']:,} test "
+           f"pixels ({100 * test['fraction']:.2f} %) lie inside some training input"]
+  if info["val_from_train"]:
+    lines.append(f"the split file has no val map: validation uses {100 * VAL_SHARE:.0f} % of each "
+                 f"class's training pixels (drawn with partition {info['partition']}), which are "
+                 "not trained on")
+  return lines
+
+
+def summary(split: splits.Split, labels: io.SceneData) -> dict:
+  """What split.json holds: the protocol, its parameters, per-class counts (with each class's id
+  in the ground-truth file, `raw_id`) and the content hash."""
+  counts = split.class_counts(labels.num_classes)
+  raw_ids = labels.raw_class_ids or tuple(range(1, labels.num_classes + 1))
+  classes = [dict(id=c + 1, raw_id=raw_ids[c], name=name, **{k: v[c] for k, v in counts.items()})
+             for c, name in enumerate(labels.class_names)]
   return dict(split.info, content_hash=split.content_hash(), classes=classes,
               totals={k: int(sum(v)) for k, v in counts.items()},
               windows={name: len(getattr(split, name)) for name in splits.WINDOW_NAMES})
 
 
-def save_split(out_dir: os.PathLike, split: splits.Split, gt: np.ndarray, class_names) -> dict:
+def save_split(out_dir: os.PathLike, split: splits.Split, labels: io.SceneData) -> dict:
   """Writes split.npz, split.json and split.png into out_dir (each atomically); returns the json."""
   out_dir = pathlib.Path(out_dir)
   with fileutil.atomic_path(out_dir / "split.npz") as tmp:
     with open(tmp, "wb") as file:
       np.savez_compressed(file, **split.arrays())
-  info = summary(split, class_names)
+  info = summary(split, labels)
   fileutil.write_json(out_dir / "split.json", info)
   title = (f"{info.get('scene', '')} {info['protocol']} split, partition {info['partition']}\n"
            f"hash {info['content_hash'][:12]}")
-  plots.plot_split(out_dir / "split.png", split.arrays(), gt, title)
+  plots.plot_split(out_dir / "split.png", split.arrays(), labels.gt, title)
   return info
 
 
@@ -104,7 +195,7 @@ def format_stats(config, seeds) -> str:
       failures += 1
       continue
     attempts.append(split.info.get("attempts", 1))
-    totals.append(summary(split, labels.class_names)["totals"])
+    totals.append(summary(split, labels)["totals"])
     seconds.append(elapsed)
   if not totals:
     return f"| {config.scene} | no seed of {len(list(seeds))} accepted |"

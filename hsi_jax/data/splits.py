@@ -57,8 +57,9 @@ class BlocksParams:
   pixel_ratio: float               # sets train blocks per class
   val_ratio: float                 # sets val blocks per class
   k_keep: int                      # labelled pixels kept as train per block
-  accept: tuple[int, int]          # [min, max] for both the train and the val pixel totals
+  accept: tuple[int, int]          # [min, max] of the train pixel total (and of val's ...
   max_attempts: int = 100
+  accept_val: Optional[tuple[int, int]] = None  # ... unless val has its own bounds here)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,7 +241,9 @@ def _distance(total: int, bounds: tuple[int, int]) -> int:
   return max(0, bounds[0] - total, total - bounds[1])
 
 
-def _blocks_split(gt, num_classes, rng, params: BlocksParams) -> Split:
+def _blocks_setup(gt, num_classes, params: BlocksParams):
+  """(pixels per class, train blocks per class, val blocks per class, candidate centres per
+  class) of a `blocks` split; a scene or class the blocks cannot fit is a SplitError."""
   height, width = gt.shape
   bs = params.block
   if not 0 < params.patch <= bs:
@@ -248,7 +251,6 @@ def _blocks_split(gt, num_classes, rng, params: BlocksParams) -> Split:
   if height < bs or width < bs:
     raise SplitError(f"Scene is {height}x{width} pixels, smaller than one {bs}x{bs} block: "
                      "use a smaller split.block or the `pixels` protocol.")
-  lo, hi = params.accept
   counts = np.bincount(gt.ravel(), minlength=num_classes + 1)[1:]
   n_train_blocks = np.ceil(counts * params.pixel_ratio / params.k_keep).astype(int)
   n_val_blocks = np.ceil(counts * params.val_ratio / params.k_keep).astype(int)
@@ -260,6 +262,34 @@ def _blocks_split(gt, num_classes, rng, params: BlocksParams) -> Split:
     if counts[c] > 0 and cands.size == 0:
       raise SplitError(f"Class {c + 1} has no pixel far enough from the border for a {bs}x{bs} "
                        "block to fit; use a smaller split.block or the `pixels` protocol.")
+  return counts, n_train_blocks, n_val_blocks, candidates
+
+
+def calibrate_blocks(gt, num_classes: int, params: BlocksParams, train_fraction: float,
+                     val_fraction: float, rounds: int = 4, draws: int = 4) -> tuple[float, float]:
+  """(pixel_ratio, val_ratio) whose `blocks` draws hold on average `train_fraction` and
+  `val_fraction` of the labelled pixels, for a scene whose settings were never calibrated (a
+  user's own). Each round scales both ratios by target / measured over `draws` attempts of a
+  fixed Generator (seed 0): deterministic, and independent of the partitions drawn later."""
+  gt = np.asarray(gt, np.int32)
+  labelled = np.count_nonzero(gt)
+  pixel_ratio, val_ratio = params.pixel_ratio, params.val_ratio
+  for _ in range(rounds):
+    trial = dataclasses.replace(params, pixel_ratio=pixel_ratio, val_ratio=val_ratio)
+    _, n_train, n_val, candidates = _blocks_setup(gt, num_classes, trial)
+    rng = np.random.default_rng(0)
+    measured = np.mean([[np.count_nonzero(split.train), np.count_nonzero(split.val)] for split in
+                        (_blocks_attempt(gt, candidates, n_train, n_val, rng, trial)[0]
+                         for _ in range(draws))], axis=0) / labelled
+    pixel_ratio = float(np.clip(pixel_ratio * train_fraction / max(measured[0], 1e-6), 1e-4, 1))
+    val_ratio = float(np.clip(val_ratio * val_fraction / max(measured[1], 1e-6), 1e-4, 1))
+  return round(pixel_ratio, 4), round(val_ratio, 4)
+
+
+def _blocks_split(gt, num_classes, rng, params: BlocksParams) -> Split:
+  lo, hi = params.accept
+  val_lo, val_hi = params.accept_val or params.accept
+  counts, n_train_blocks, n_val_blocks, candidates = _blocks_setup(gt, num_classes, params)
   best = None
   for attempt in range(1, params.max_attempts + 1):
     split, untested = _blocks_attempt(gt, candidates, n_train_blocks, n_val_blocks, rng, params)
@@ -267,7 +297,7 @@ def _blocks_split(gt, num_classes, rng, params: BlocksParams) -> Split:
     val_total = int(np.count_nonzero(split.val))
     missing = [c + 1 for c in range(num_classes) if counts[c] > 0 and
                not np.any(split.train == c + 1)]
-    distance = _distance(train_total, (lo, hi)) + _distance(val_total, (lo, hi))
+    distance = _distance(train_total, (lo, hi)) + _distance(val_total, (val_lo, val_hi))
     if distance == 0 and not missing:
       split.info.update(attempts=attempt, untested_border_pixels=untested,
                         train_blocks=int(n_train_blocks.sum()), val_blocks=int(n_val_blocks.sum()))
@@ -276,9 +306,9 @@ def _blocks_split(gt, num_classes, rng, params: BlocksParams) -> Split:
       best = (distance, attempt, train_total, val_total, missing)
   _, attempt, train_total, val_total, missing = best
   raise SplitError(
-      f"No `blocks` split met the accept bounds [{lo}, {hi}] on both the train and the val pixel "
-      f"totals (with every class in train) in {params.max_attempts} attempts. Closest: attempt "
-      f"{attempt} with train {train_total}, val {val_total}"
+      f"No `blocks` split met the accept bounds [{lo}, {hi}] on the train and [{val_lo}, "
+      f"{val_hi}] on the val pixel totals (with every class in train) in {params.max_attempts} "
+      f"attempts. Closest: attempt {attempt} with train {train_total}, val {val_total}"
       + (f", classes missing from train {missing}" if missing else "")
       + ". Adjust split.pixel_ratio / split.val_ratio or split.accept, or raise "
       "split.max_attempts. Nothing was saved.")
@@ -304,7 +334,6 @@ def _pixels_split(gt, num_classes, rng, params: PixelsParams) -> Split:
   if params.fraction is not None and not 0 < params.fraction < 1:
     raise SplitError(f"split.fraction must lie in (0, 1), got {params.fraction}.")
   maps = {name: np.zeros_like(gt) for name in ("train", "val", "test")}
-  picked = {name: [] for name in maps}
   capped = []
   for c in range(1, num_classes + 1):
     pixels = rng.permutation(np.flatnonzero(gt == c))
@@ -319,13 +348,19 @@ def _pixels_split(gt, num_classes, rng, params: PixelsParams) -> Split:
     for name, chosen in (("train", pixels[:n_train]), ("val", pixels[n_train:n_train + n_val]),
                          ("test", pixels[n_train + n_val:])):
       maps[name].flat[chosen] = c
-      picked[name].append(chosen)
-  windows = {name: patches_around(np.sort(np.concatenate(picked[name] or [np.zeros(0, int)])),
-                                   gt.shape, params.patch) for name in maps}
-  return Split(maps["train"], np.zeros_like(gt), maps["val"], maps["test"], windows["train"],
-               windows["val"], windows["test"], np.full(len(windows["train"]), -1, np.int8),
-               map_window_labels(maps["train"], windows["train"], params.patch),
-               info={"capped_classes": capped})
+  split = split_from_maps(maps["train"], maps["val"], maps["test"], params.patch)
+  split.info["capped_classes"] = capped
+  return split
+
+
+def split_from_maps(train: np.ndarray, val: np.ndarray, test: np.ndarray, patch: int) -> Split:
+  """A pixel-centred split of given (H, W) train / val / test class maps: each set's windows are
+  the patch x patch neighbourhoods of its pixels (row-major order), nothing leaked."""
+  windows = {name: patches_around(np.flatnonzero(labels), labels.shape, patch)
+             for name, labels in (("train", train), ("val", val), ("test", test))}
+  return Split(train, np.zeros_like(train), val, test, windows["train"], windows["val"],
+               windows["test"], np.full(len(windows["train"]), -1, np.int8),
+               map_window_labels(train, windows["train"], patch), info={})
 
 
 def window_origins(windows: np.ndarray, patch: int) -> np.ndarray:
@@ -358,7 +393,8 @@ def params_from_config(split_config) -> tuple[str, object]:
     return protocol, BlocksParams(
         block=split_config.block, patch=split_config.patch, pixel_ratio=split_config.pixel_ratio,
         val_ratio=split_config.val_ratio, k_keep=split_config.k_keep,
-        accept=tuple(split_config.accept), max_attempts=split_config.max_attempts)
+        accept=tuple(split_config.accept), max_attempts=split_config.max_attempts,
+        accept_val=tuple(split_config.accept_val) if split_config.get("accept_val") else None)
   if protocol == "pixels":
     return protocol, PixelsParams(
         patch=split_config.patch, per_class=split_config.per_class,

@@ -24,6 +24,40 @@ IP_CODE_SPATIAL_KERNELS = ((1, 1, 1),)
 IP_MULTISCALE_SPATIAL_KERNELS = ((1, 1, 1), (3, 3, 1))
 
 
+# Bands after each of the six stages in the paper's schedules (IP 200, PU 103, SV 204 bands).
+PAPER_STAGE_BANDS = (100, 50, 24, 12, 6, 3)
+
+
+def stage_bands(num_bands: int, band_strides, valid_kernels) -> list[int]:
+  """Bands after each stage: B' = ceil(B / stride) - valid kernel + 1."""
+  bands = []
+  for stride, kernel in zip(band_strides, valid_kernels):
+    num_bands = -(-num_bands // stride) - kernel + 1
+    bands.append(num_bands)
+  return bands
+
+
+def band_schedule(num_bands: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+  """(band_strides, valid_kernels) of the six stages for a cube of `num_bands` bands, ending
+  with the paper's 3 bands after stage 5. Stage 0 brings the bands to the largest value of the
+  paper's sequence (100, 50, 24, 12, 6, 3) they reach, with the largest stride that keeps them
+  there; stages that the paper's sequence does not need keep the bands (stride 1, kernel 1);
+  the rest follow the paper (stride 2; kernel 2 from 50 to 24). For 103, 200 and 204 bands this
+  is the paper's schedule."""
+  if num_bands < 3:
+    raise ValueError(f"DA-IMRN needs at least 3 bands, the cube has {num_bands}.")
+  start = next(k for k, bands in enumerate(PAPER_STAGE_BANDS) if bands <= num_bands)
+  target = PAPER_STAGE_BANDS[start]
+  stride = max(s for s in range(1, num_bands + 1) if -(-num_bands // s) >= target)
+  strides, kernels = [stride], [-(-num_bands // stride) - target + 1]
+  strides += [1] * start
+  kernels += [1] * start
+  for before, after in zip(PAPER_STAGE_BANDS[start:], PAPER_STAGE_BANDS[start + 1:]):
+    strides.append(2)
+    kernels.append(-(-before // 2) - after + 1)
+  return tuple(strides), tuple(kernels)
+
+
 class DAIMRN(nn.Module):
   """stage_features[k] = (F2, F3); band_strides[k], valid_kernels[k] per stage (config.model)."""
   num_classes: int
