@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from conftest import REPO, subprocess_env
+from conftest import REPO, subprocess_env, write_custom_scene
 from hsi_jax import config_util, workdir as workdir_lib
 from hsi_jax.data import io, split_files, splits
 from hsi_jax.evaluate import metrics
@@ -90,7 +90,7 @@ def _write_data_folders(root: pathlib.Path) -> None:
 
 
 def _write_split_files(root: pathlib.Path) -> None:
-  """F/<name>: train / test maps as another paper might ship them."""
+  """F/<name>: train / test maps as another paper might ship them; a user's own scene."""
   _, gt = _ip_arrays()
   gt = gt.astype(np.int32)
   rng = np.random.default_rng(0)
@@ -107,6 +107,18 @@ def _write_split_files(root: pathlib.Path) -> None:
   np.savez(root / "masks_windows.npz", train=train, test=test,
            train_windows=np.array([[0, 0, 4, 4], [140, 140, 150, 150]], np.int32))
   (root / "masks_garbage.npz").write_bytes(rng.integers(0, 256, 500, dtype=np.uint8).tobytes())
+  np.savez(root / "masks_other_size.npz", train=train[:100, :100], test=test[:100, :100])
+  wrong = test.copy()
+  row, col = np.argwhere(test == 2)[0]
+  wrong[row, col] = 3
+  np.savez(root / "masks_wrong_label.npz", train=train, test=wrong)
+  np.savez(root / "masks_overlap.npz", train=train, test=np.maximum(test, train))
+  np.savez(root / "masks_untrained.npz", train=np.where(train == 16, 0, train), test=test)
+  custom = write_custom_scene(root / "custom")
+  scipy.io.savemat(root / "custom_gt_small.mat", {"labels": custom["gt_array"][:40]})
+  scipy.io.savemat(root / "custom_two_arrays.mat", {"radiance": custom["cube_array"],
+                                                    "reflectance": custom["cube_array"] / 1e4})
+  (root / "three_names.txt").write_text("a\nb\nc\n")
 
 
 # Work directories that hold something before the command runs (the row's note says what).
