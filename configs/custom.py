@@ -25,6 +25,8 @@ from hsi_jax import config_util
 from hsi_jax.data import custom
 from hsi_jax.models import da_imrn
 
+MAX_FRACTION = 0.3  # train and val together then leave at least 40 % of the pixels to test
+
 common = config_util.load_sibling(__file__, "common")
 
 
@@ -32,6 +34,10 @@ def get_config(arg=None):
   options = config_util.parse_arg(
       arg, cube="", gt="", cube_key="", gt_key="", classes="", model="da_imrn", protocol="blocks",
       runlocal=False, block=6, patch=4, k_keep=8, fraction=custom.DEFAULT_FRACTION)
+  if not custom.DEFAULT_TOLERANCE < options.fraction <= MAX_FRACTION:
+    raise config_util.ConfigError(f"fraction={options.fraction} must lie in "
+                                  f"({custom.DEFAULT_TOLERANCE}, {MAX_FRACTION}]: the share of the "
+                                  "labelled pixels in train, and again in val.")
   scene = custom.describe(options.cube, options.gt, options.cube_key, options.gt_key,
                           options.classes)
   config = common.base_config("custom")
@@ -43,7 +49,11 @@ def get_config(arg=None):
                                   k_keep=options.k_keep, fraction=options.fraction)
   config.split = common.split_config(options.protocol, block=options.block, patch=options.patch,
                                      k_keep=options.k_keep, **blocks)
-  band_strides, valid_kernels = da_imrn.band_schedule(scene["num_bands"])
-  common.model_sections(config, model=options.model, runlocal=options.runlocal,
-                        band_strides=band_strides, valid_kernels=valid_kernels)
+  schedule = {}
+  if options.model == "da_imrn":
+    if scene["num_bands"] < 3:
+      raise config_util.ConfigError(f"DA-IMRN needs a cube of at least 3 bands, {scene['cube']} "
+                                    f"has {scene['num_bands']}; use another model=.")
+    schedule = dict(zip(("band_strides", "valid_kernels"), da_imrn.band_schedule(scene["num_bands"])))
+  common.model_sections(config, model=options.model, runlocal=options.runlocal, **schedule)
   return config

@@ -26,7 +26,7 @@ EXIT_USER_ERROR = 2
 
 
 def _verbose() -> bool:
-  return bool(os.environ.get("HSI_JAX_VERBOSE")) or any(
+  return os.environ.get("HSI_JAX_VERBOSE", "").lower() in ("1", "true") or any(
       arg in ("--verbose", "--verbose=true", "--verbose=1") for arg in sys.argv)
 
 
@@ -120,16 +120,26 @@ def parse_flags(argv):
     unknown = unknown_override_message(argv)
     if unknown is not None:
       _fail(unknown)
-    if _missing_config_file(argv):
-      _fail(_missing_config_file(argv))
+    missing = _missing_config_file(argv)
+    if missing:
+      _fail(missing)
     if isinstance(error, flags.IllegalFlagValueError):  # e.g. --config.train.batch_size=abc
       _fail(f"{str(error).splitlines()[0]} (see --helpfull for the flags)")
     if isinstance(error, flags.Error):
       _fail(f"{str(error).splitlines()[0]} (see --helpshort for the flags)")
     raise
-  # ml_collections defers a missing config file's error to the first read of the flag.
-  if _missing_config_file(argv) and not _verbose():
-    _fail(_missing_config_file(argv))
+  if _verbose():
+    return remaining
+  missing = _missing_config_file(argv)
+  if missing:
+    _fail(missing)
+  # ml_collections defers an error of get_config that is an OSError (a user's file that does not
+  # exist, configs/custom.py) to the first read of the flag, as "Configuration is not available".
+  for name in _config_flags(argv):
+    try:
+      flags.FLAGS[name].value.keys()  # a config that failed to load raises on its first use
+    except OSError as error:
+      _fail(str(error).split("earlier failure to load: ", 1)[-1])
   return remaining
 
 

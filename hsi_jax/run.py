@@ -76,7 +76,7 @@ def summary_line(results: dict) -> str:
 def run(config, workdir) -> dict:
   """Trains config.num_seeds runs (see the module docstring); returns results.json's object: the
   run's for K = 1, {runs, mean, std, ...} for K > 1."""
-  workdir = pathlib.Path(workdir)
+  workdir = pathlib.Path(workdir).expanduser()
   validate.validate(config)
   configs = seeds.seed_configs(config)
   family = families.family_of(config.model.name)
@@ -98,6 +98,9 @@ def run(config, workdir) -> dict:
     input_warnings.append(list(scene.warnings) + splits_lib.split_warnings(scene.gt, split))
     for warning in input_warnings[-1][len(scene.warnings) * (k > 0):]:
       say(f"warning: {prefix}{warning}")
+  if family is classical:
+    for split in splits:
+      classical.check_split(config, split)
   workdir_lib.prepare(config, workdir)
   for split, run_dir in zip(splits, run_dirs):
     workdir_lib.save_or_check_split(split, run_dir, scene)
@@ -115,7 +118,7 @@ def run(config, workdir) -> dict:
   if len(runs) == 1:
     results = runs[0]
   else:
-    results = dict(scene=config.scene, model=config.model.name, protocol=config.split.protocol,
+    results = dict(scene=config.scene, model=config.model.name, protocol=splits[0].info["protocol"],
                    num_seeds=config.num_seeds, seeds_over=config.seeds_over, runs=runs,
                    **summarize(runs), train_seconds=round(train_seconds, 2),
                    vmapped=mesh is not None, device=jax.devices()[0].device_kind,

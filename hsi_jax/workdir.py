@@ -100,12 +100,13 @@ def write_evaluation(config, run_dir: pathlib.Path, split: splits_lib.Split, sce
   test = split.test > 0
   confusion = np.asarray(metrics_lib.confusion_matrix(
       jnp.asarray(split.test[test]), jnp.asarray(prediction[test]), scene.num_classes))
-  results = dict(scene=config.scene, model=config.model.name, protocol=config.split.protocol,
+  protocol = split.info["protocol"]  # "file" for a user's split file
+  results = dict(scene=config.scene, model=config.model.name, protocol=protocol,
                  seed=config.seed, partition=config.partition, split_hash=split.content_hash(),
                  class_names=list(scene.class_names), class_ids=list(scene.raw_class_ids),
                  **metrics_lib.summarize(confusion),
                  warnings=metrics_lib.collapse_warnings(split.test[test], prediction[test]))
   plots.plot_map(run_dir / "map.png", prediction, scene.gt,
-                 f"{config.scene} {config.model.name}, {config.split.protocol} partition "
+                 f"{config.scene} {config.model.name}, {protocol} partition "
                  f"{config.partition}: OA {100 * results['oa']:.2f} %")
   return results

@@ -119,6 +119,8 @@ def _write_split_files(root: pathlib.Path) -> None:
   scipy.io.savemat(root / "custom_two_arrays.mat", {"radiance": custom["cube_array"],
                                                     "reflectance": custom["cube_array"] / 1e4})
   (root / "three_names.txt").write_text("a\nb\nc\n")
+  scipy.io.savemat(root / "custom_two_bands.mat", {"radiance": custom["cube_array"][..., :2]})
+  np.savez(root / "masks_no_test_pixel.npz", train=train, test=np.zeros_like(test))
 
 
 # Work directories that hold something before the command runs (the row's note says what).
@@ -249,7 +251,7 @@ def test_warnings_for_legal_but_meaningless_inputs(ground_truths, tmp_path):
   one_class[5:15, 5:15] = 1
   few = splits.make_split(one_class, 1, 1, "pixels", dataclasses.replace(params, per_class=5))
   warnings = splits.split_warnings(one_class, few)
-  assert any("a single class (id 1)" in w for w in warnings)
+  assert any("the ground truth holds a single class" in w for w in warnings)
   assert any(f"only {np.count_nonzero(few.test)} test pixels" in w for w in warnings)
 
   true = np.array([1, 2, 3, 2])

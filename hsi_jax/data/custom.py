@@ -40,19 +40,15 @@ def describe(cube: str, gt: str, cube_key: str = "", gt_key: str = "", classes: 
   if not cube or not gt:
     raise io.DataError("configs/custom.py needs both files: configs/custom.py:cube=PATH,gt=PATH.")
   cube_path, gt_path = (pathlib.Path(p).expanduser().resolve() for p in (cube, gt))
-  gt_arrays = io.read_arrays(gt_path)
-  gt_key = io.pick_key(gt_arrays, gt_key, gt_path, "gt_key")
-  labels = io.check_ground_truth(gt_arrays[gt_key], str(gt_path))
+  for option, path in (("cube", cube_path), ("gt", gt_path)):
+    if not path.is_file():
+      raise FileNotFoundError(f"no file at {path} (configs/custom.py:{option}=...).")
+  gt_key = io.pick_key(io.array_shapes(gt_path), gt_key, gt_path, "gt_key")
+  labels = io.check_ground_truth(io.read_arrays(gt_path, [gt_key])[gt_key], str(gt_path))
   shapes = io.array_shapes(cube_path)
   cube_key = io.pick_key(shapes, cube_key, cube_path, "cube_key")
   cube_shape = shapes[cube_key]
-  if len(cube_shape) != 3:
-    raise io.DataError(f"{cube_path}: cube {cube_key!r} must be 3-D (H, W, bands), got shape "
-                       f"{cube_shape}.")
-  if tuple(cube_shape[:2]) != labels.shape:
-    raise io.DataError(f"{cube_path}: cube is {cube_shape[0]}x{cube_shape[1]} pixels but the ground "
-                       f"truth ({gt_path}) is {labels.shape[0]}x{labels.shape[1]}; they must cover "
-                       "the same scene.")
+  io.check_cube_shape(cube_shape, labels.shape, None, f"{cube_path} (ground truth {gt_path})")
   raw_ids = tuple(int(i) for i in np.unique(labels[labels > 0]))
   return dict(cube=str(cube_path), gt=str(gt_path), cube_key=cube_key, gt_key=gt_key,
               shape=labels.shape, num_bands=int(cube_shape[2]), class_ids=raw_ids,

@@ -38,11 +38,16 @@ class SceneData:
   gt: np.ndarray
   class_names: tuple[str, ...]
   warnings: tuple[str, ...] = ()  # what a run should say about the data (and record)
-  raw_class_ids: tuple[int, ...] = ()  # the id in the file of class i + 1
+  raw_class_ids: tuple[int, ...] = ()  # the id in the file of class i + 1 (() = i + 1)
 
   @property
   def num_classes(self) -> int:
     return len(self.class_names)
+
+  @property
+  def class_ids(self) -> tuple[int, ...]:
+    """The id in the ground-truth file of each class 1..C."""
+    return self.raw_class_ids or tuple(range(1, self.num_classes + 1))
 
 
 def data_dir(root: Optional[str] = None) -> pathlib.Path:
@@ -76,8 +81,8 @@ def find_file(scene: scenes_lib.Scene, array_file: scenes_lib.ArrayFile,
 
 
 # What numpy, scipy and h5py raise on an empty, truncated or garbage file.
-_UNREADABLE = (ValueError, OSError, EOFError, IndexError, KeyError, TypeError, struct.error,
-               zlib.error, zipfile.BadZipFile, scipy.io.matlab.MatReadError)
+_UNREADABLE = (ValueError, OSError, EOFError, IndexError, struct.error, zlib.error,
+               zipfile.BadZipFile, scipy.io.matlab.MatReadError)
 
 
 def _unreadable(path: pathlib.Path, error: Exception) -> DataError:
@@ -94,19 +99,20 @@ def _check_file(path: pathlib.Path) -> None:
     raise DataError(f"{path} is empty (0 bytes); write or download it again.")
 
 
-def read_arrays(path: os.PathLike) -> dict[str, np.ndarray]:
-  """Every array of a user's file: MATLAB v5 (scipy) or v7.3 / HDF5 (h5py, in MATLAB's axis
-  order) for `.mat`, numpy for `.npz`. A missing file is a FileNotFoundError; an empty, truncated
-  or garbage one a DataError naming the file."""
+def read_arrays(path: os.PathLike, keys=None) -> dict[str, np.ndarray]:
+  """The arrays of a user's file (those named in `keys`, or all): MATLAB v5 (scipy) or v7.3 / HDF5
+  (h5py, in MATLAB's axis order) for `.mat`, numpy for `.npz`; arrays not asked for are not read.
+  A missing file is a FileNotFoundError; an empty, truncated or garbage one a DataError naming
+  the file."""
   path = pathlib.Path(path)
   _check_file(path)
   try:
     if path.suffix == ".npz":
       with np.load(path, allow_pickle=False) as data:
-        return {name: data[name] for name in data.files}
+        return {name: data[name] for name in data.files if keys is None or name in keys}
     if h5py.is_hdf5(path):
-      return _read_hdf5_mat(path)
-    contents = scipy.io.loadmat(path)
+      return _read_hdf5_mat(path, keys)
+    contents = scipy.io.loadmat(path, variable_names=keys)
     return {k: np.asarray(v) for k, v in contents.items() if not k.startswith("__")}
   except _UNREADABLE as error:
     raise _unreadable(path, error) from None
@@ -153,15 +159,15 @@ def pick_key(keys, key: str, path, option: str) -> str:
 def read_mat_array(path: os.PathLike, key: str) -> np.ndarray:
   """Array `key` of a .mat (or .npz) file (`read_arrays`); a missing key names those present.
   key "" takes the file's one array."""
-  arrays = read_arrays(path)
-  return arrays[pick_key(arrays, key, path, "the key")]
+  key = pick_key(array_shapes(path), key, path, "the key")
+  return read_arrays(path, [key])[key]
 
 
-def _read_hdf5_mat(path: pathlib.Path) -> dict[str, np.ndarray]:
+def _read_hdf5_mat(path: pathlib.Path, keys=None) -> dict[str, np.ndarray]:
   with h5py.File(path, "r") as file:
     # MATLAB writes column-major: HDF5 sees the axes reversed. '#refs#' and groups hold no array.
-    return {k: np.asarray(v[()]).T for k, v in file.items()
-            if not k.startswith("#") and isinstance(v, h5py.Dataset)}
+    return {k: np.asarray(v[()]).T for k, v in file.items() if not k.startswith("#")
+            and isinstance(v, h5py.Dataset) and (keys is None or k in keys)}
 
 
 def class_map(array: np.ndarray, where: str) -> np.ndarray:
@@ -179,6 +185,8 @@ def class_map(array: np.ndarray, where: str) -> np.ndarray:
       row, col = np.argwhere(bad)[0]
       raise DataError(f"{where} must hold whole class ids; it holds {array[row, col]:g} at row "
                       f"{row}, col {col} ({bad.sum()} such values).")
+  if array.max() > np.iinfo(np.int32).max:
+    raise DataError(f"{where} holds class ids up to {array.max():g}; ids must stay below 2^31.")
   if array.min() < 0:
     row, col = np.argwhere(array < 0)[0]
     raise DataError(f"{where} holds negative class ids ({array[row, col]:g} at row {row}, col "
@@ -194,17 +202,23 @@ def check_ground_truth(gt: np.ndarray, where: str) -> np.ndarray:
   return gt
 
 
+def check_cube_shape(shape, gt_shape, num_bands: Optional[int], where: str) -> None:
+  """A cube's shape against its ground truth's (and the scene's band count, when it has one)."""
+  if len(shape) != 3:
+    raise DataError(f"{where}: cube must be 3-D (H, W, bands), got shape {tuple(shape)}.")
+  if tuple(shape[:2]) != tuple(gt_shape):
+    raise DataError(f"{where}: cube is {shape[0]}x{shape[1]} pixels but the ground "
+                    f"truth is {gt_shape[0]}x{gt_shape[1]}; they must cover the same scene.")
+  if num_bands is not None and shape[2] != num_bands:
+    raise DataError(f"{where}: cube has {shape[2]} bands, the scene needs {num_bands} "
+                    "(is it the uncorrected version of the scene?).")
+
+
 def check_cube(cube: np.ndarray, gt: np.ndarray, num_bands: Optional[int], where: str) -> None:
-  if cube.ndim != 3:
-    raise DataError(f"{where}: cube must be 3-D (H, W, bands), got shape {cube.shape}.")
+  """Shape (check_cube_shape), a numeric type and no NaN / inf."""
+  check_cube_shape(cube.shape, gt.shape, num_bands, where)
   if cube.dtype.kind not in "biuf":
     raise DataError(f"{where}: cube must hold numbers, got values of type {cube.dtype}.")
-  if cube.shape[:2] != gt.shape:
-    raise DataError(f"{where}: cube is {cube.shape[0]}x{cube.shape[1]} pixels but the ground "
-                    f"truth is {gt.shape[0]}x{gt.shape[1]}; they must cover the same scene.")
-  if num_bands is not None and cube.shape[2] != num_bands:
-    raise DataError(f"{where}: cube has {cube.shape[2]} bands, the scene needs {num_bands} "
-                    "(is it the uncorrected version of the scene?).")
   bad = ~np.isfinite(cube)
   if bad.any():
     rows, cols, bands = np.nonzero(bad)
@@ -276,7 +290,7 @@ def load_ground_truth(name, root: Optional[str] = None, verify: bool = True) -> 
   raw = read_mat_array(path, scene.gt.key)
   gt = check_ground_truth(raw, f"{path} ({scene.title})")
   warnings = _registry_shape(gt.shape, scene, scene.gt, path)
-  unknown = sorted(set(np.unique(gt).tolist()) - {0} - set(scene.raw_class_ids))
+  unknown = scenes_lib.unknown_ids(gt, scene.raw_class_ids)
   if unknown:
     raise DataError(f"{path}: ground truth holds class ids {unknown} that {scene.title} does not "
                     f"have (its ids: {list(scene.raw_class_ids)}); is it another scene's file?")

@@ -157,11 +157,15 @@ def get_scene(name) -> Scene:
     raise ValueError(f"Unknown scene {name!r}; known scenes: {', '.join(SCENES)}.") from None
 
 
+def unknown_ids(labels: np.ndarray, raw_ids: Sequence[int]) -> list[int]:
+  """The non-zero ids of `labels` that are not in `raw_ids`, sorted."""
+  return sorted(set(np.unique(labels).tolist()) - {0} - set(raw_ids))
+
+
 def remap_classes(gt: np.ndarray, raw_ids: Sequence[int]) -> np.ndarray:
   """Maps raw ground-truth ids `raw_ids[i]` to i+1 (0 stays unlabelled). Shape kept, int32."""
   raw_ids = list(raw_ids)
-  present = set(np.unique(gt).tolist()) - {0}
-  unknown = sorted(present - set(raw_ids))
+  unknown = unknown_ids(gt, raw_ids)
   if unknown:
     raise ValueError(f"Ground truth holds class ids {unknown} that the scene does not list "
                      f"(known ids: {raw_ids}).")

@@ -16,7 +16,7 @@ def summary(scene: io.SceneData, title: str) -> str:
   name and its labelled pixels."""
   cube, gt = scene.cube, scene.gt
   counts = np.bincount(gt.ravel(), minlength=scene.num_classes + 1)
-  raw_ids = scene.raw_class_ids or tuple(range(1, scene.num_classes + 1))
+  raw_ids = scene.class_ids
   lines = [f"{title}: {gt.shape[0]}x{gt.shape[1]} pixels, {cube.shape[-1]} bands, values "
            f"{cube.min():g}..{cube.max():g} (mean {cube.mean():g}), {counts[1:].sum():,} of "
            f"{gt.size:,} pixels labelled, {scene.num_classes} classes",
@@ -32,7 +32,7 @@ def show_scene(config, out_dir: os.PathLike) -> str:
   """Loads the config's scene, writes out_dir/scene.png and returns the summary."""
   scene_info = io.scene_of(config)
   scene = io.load_config_scene(config)
-  out_dir = pathlib.Path(out_dir)
+  out_dir = pathlib.Path(out_dir).expanduser()
   out_dir.mkdir(parents=True, exist_ok=True)
   plots.plot_scene(out_dir / "scene.png", scene.cube, scene.gt, scene_info.rgb_bands,
                    scene.class_names, scene_info.title)

@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 
 from hsi_jax import fileutil
-from hsi_jax.data import audit, io, splits
+from hsi_jax.data import audit, io, scenes, splits
 from hsi_jax import plots
 
 
@@ -55,23 +55,21 @@ def split_from_file(path, labels: io.SceneData, patch: int, partition: int) -> s
     raise splits.SplitError(f"{path}: the masks are {masks['train'].shape[0]}x"
                             f"{masks['train'].shape[1]} pixels, the scene is {labels.gt.shape[0]}x"
                             f"{labels.gt.shape[1]}; they must be maps of this scene.")
-  raw_ids = labels.raw_class_ids or tuple(range(1, labels.num_classes + 1))
-  lookup = {raw: index + 1 for index, raw in enumerate(raw_ids)}
+  raw_ids = labels.class_ids
   for name, mask in maps.items():
-    unknown = sorted(set(np.unique(mask[mask > 0]).tolist()) - set(lookup))
+    unknown = scenes.unknown_ids(mask, raw_ids)
     if unknown:
       raise splits.SplitError(f"{path}: {name!r} holds class ids {unknown} the ground truth does "
                               f"not have (its ids: {list(raw_ids)}).")
-    remapped = np.zeros_like(mask)
-    for raw, index in lookup.items():
-      remapped[mask == raw] = index
+    remapped = scenes.remap_classes(mask, raw_ids)
     wrong = (remapped > 0) & (remapped != labels.gt)
     if wrong.any():
       row, col = np.argwhere(wrong)[0]
+      hint = " (0 / 1 masks? a mask holds each pixel's class id)" if mask.max() == 1 else ""
       raise splits.SplitError(f"{path}: {name!r} disagrees with the ground truth at {wrong.sum()} "
                               f"pixels (first: row {row}, col {col}, {mask[row, col]} against "
                               f"{raw_ids[labels.gt[row, col] - 1] if labels.gt[row, col] else 0}); "
-                              "masks hold the ground truth's class ids.")
+                              f"masks hold the ground truth's class ids{hint}.")
     maps[name] = remapped
   names = list(maps)
   for i, first in enumerate(names):
@@ -89,6 +87,13 @@ def split_from_file(path, labels: io.SceneData, patch: int, partition: int) -> s
       chosen = pixels[:int(round(VAL_SHARE * pixels.size))] if pixels.size > 1 else pixels[:0]
       maps["val"].flat[chosen] = c
       maps["train"].flat[chosen] = 0
+  for name in ("train", "val", "test"):
+    if not maps[name].any():
+      raise splits.SplitError(
+          f"{path}: no {name} pixel" + (f" (the val pixels are {100 * VAL_SHARE:.0f} % of each "
+                                        "class's training pixels: give a val map, or more "
+                                        "training pixels)" if name == "val" and val_from_train
+                                        else "") + f"; the {name} map must mark some pixels.")
   evaluated = set(np.unique(maps["test"][maps["test"] > 0]).tolist())
   untrained = sorted(raw_ids[c - 1] for c in evaluated - set(np.unique(maps["train"]).tolist()))
   if untrained:
@@ -126,7 +131,7 @@ def summary(split: splits.Split, labels: io.SceneData) -> dict:
   """What split.json holds: the protocol, its parameters, per-class counts (with each class's id
   in the ground-truth file, `raw_id`) and the content hash."""
   counts = split.class_counts(labels.num_classes)
-  raw_ids = labels.raw_class_ids or tuple(range(1, labels.num_classes + 1))
+  raw_ids = labels.class_ids
   classes = [dict(id=c + 1, raw_id=raw_ids[c], name=name, **{k: v[c] for k, v in counts.items()})
              for c, name in enumerate(labels.class_names)]
   return dict(split.info, content_hash=split.content_hash(), classes=classes,
@@ -136,7 +141,7 @@ def summary(split: splits.Split, labels: io.SceneData) -> dict:
 
 def save_split(out_dir: os.PathLike, split: splits.Split, labels: io.SceneData) -> dict:
   """Writes split.npz, split.json and split.png into out_dir (each atomically); returns the json."""
-  out_dir = pathlib.Path(out_dir)
+  out_dir = pathlib.Path(out_dir).expanduser()
   with fileutil.atomic_path(out_dir / "split.npz") as tmp:
     with open(tmp, "wb") as file:
       np.savez_compressed(file, **split.arrays())

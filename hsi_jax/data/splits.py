@@ -57,9 +57,8 @@ class BlocksParams:
   pixel_ratio: float               # sets train blocks per class
   val_ratio: float                 # sets val blocks per class
   k_keep: int                      # labelled pixels kept as train per block
-  accept: tuple[int, int]          # [min, max] of the train pixel total (and of val's ...
+  accept: tuple[int, int]          # [min, max] for both the train and the val pixel totals
   max_attempts: int = 100
-  accept_val: Optional[tuple[int, int]] = None  # ... unless val has its own bounds here)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,15 +139,15 @@ def split_warnings(gt: np.ndarray, split: Split) -> list[str]:
   warnings = []
   present = np.unique(gt[gt > 0])
   if len(present) == 1:
-    warnings.append(f"the ground truth holds a single class (id {present[0]}): every prediction "
-                    "of that class is right, so OA and kappa say nothing about the model.")
+    warnings.append("the ground truth holds a single class: every prediction of that class is "
+                    "right, so OA and kappa say nothing about the model.")
   capped = split.info.get("capped_classes")
   if capped:
     warnings.append(f"classes {capped} are too small for split.per_class / split.fraction / "
                     "split.val_per_class: each keeps at most half its pixels for training and a "
                     "quarter for validation (split.json has the counts).")
   num_test = int(np.count_nonzero(split.test))
-  if num_test < MIN_TEST_PIXELS:
+  if 0 < num_test < MIN_TEST_PIXELS:
     warnings.append(f"only {num_test} test pixels: one pixel moves OA by {100 / num_test:.1f} "
                     "points; these numbers are not comparable with a full-scene evaluation.")
   return warnings
@@ -281,14 +280,13 @@ def calibrate_blocks(gt, num_classes: int, params: BlocksParams, train_fraction:
     measured = np.mean([[np.count_nonzero(split.train), np.count_nonzero(split.val)] for split in
                         (_blocks_attempt(gt, candidates, n_train, n_val, rng, trial)[0]
                          for _ in range(draws))], axis=0) / labelled
-    pixel_ratio = float(np.clip(pixel_ratio * train_fraction / max(measured[0], 1e-6), 1e-4, 1))
-    val_ratio = float(np.clip(val_ratio * val_fraction / max(measured[1], 1e-6), 1e-4, 1))
+    pixel_ratio = float(np.clip(pixel_ratio * train_fraction / max(measured[0], 1e-6), 1e-4, 0.99))
+    val_ratio = float(np.clip(val_ratio * val_fraction / max(measured[1], 1e-6), 1e-4, 0.99))
   return round(pixel_ratio, 4), round(val_ratio, 4)
 
 
 def _blocks_split(gt, num_classes, rng, params: BlocksParams) -> Split:
   lo, hi = params.accept
-  val_lo, val_hi = params.accept_val or params.accept
   counts, n_train_blocks, n_val_blocks, candidates = _blocks_setup(gt, num_classes, params)
   best = None
   for attempt in range(1, params.max_attempts + 1):
@@ -297,7 +295,7 @@ def _blocks_split(gt, num_classes, rng, params: BlocksParams) -> Split:
     val_total = int(np.count_nonzero(split.val))
     missing = [c + 1 for c in range(num_classes) if counts[c] > 0 and
                not np.any(split.train == c + 1)]
-    distance = _distance(train_total, (lo, hi)) + _distance(val_total, (val_lo, val_hi))
+    distance = _distance(train_total, (lo, hi)) + _distance(val_total, (lo, hi))
     if distance == 0 and not missing:
       split.info.update(attempts=attempt, untested_border_pixels=untested,
                         train_blocks=int(n_train_blocks.sum()), val_blocks=int(n_val_blocks.sum()))
@@ -306,9 +304,9 @@ def _blocks_split(gt, num_classes, rng, params: BlocksParams) -> Split:
       best = (distance, attempt, train_total, val_total, missing)
   _, attempt, train_total, val_total, missing = best
   raise SplitError(
-      f"No `blocks` split met the accept bounds [{lo}, {hi}] on the train and [{val_lo}, "
-      f"{val_hi}] on the val pixel totals (with every class in train) in {params.max_attempts} "
-      f"attempts. Closest: attempt {attempt} with train {train_total}, val {val_total}"
+      f"No `blocks` split met the accept bounds [{lo}, {hi}] on both the train and the val pixel "
+      f"totals (with every class in train) in {params.max_attempts} attempts. Closest: attempt "
+      f"{attempt} with train {train_total}, val {val_total}"
       + (f", classes missing from train {missing}" if missing else "")
       + ". Adjust split.pixel_ratio / split.val_ratio or split.accept, or raise "
       "split.max_attempts. Nothing was saved.")
@@ -393,8 +391,7 @@ def params_from_config(split_config) -> tuple[str, object]:
     return protocol, BlocksParams(
         block=split_config.block, patch=split_config.patch, pixel_ratio=split_config.pixel_ratio,
         val_ratio=split_config.val_ratio, k_keep=split_config.k_keep,
-        accept=tuple(split_config.accept), max_attempts=split_config.max_attempts,
-        accept_val=tuple(split_config.accept_val) if split_config.get("accept_val") else None)
+        accept=tuple(split_config.accept), max_attempts=split_config.max_attempts)
   if protocol == "pixels":
     return protocol, PixelsParams(
         patch=split_config.patch, per_class=split_config.per_class,

@@ -14,7 +14,7 @@ import itertools
 
 import numpy as np
 
-from hsi_jax.data import pixel_inputs
+from hsi_jax.data import pixel_inputs, splits as splits_lib
 
 try:
   from sklearn.neighbors import KNeighborsClassifier
@@ -32,6 +32,16 @@ def candidates(model_config) -> list:
           for c, g in itertools.product(model_config.svm_c, model_config.svm_gamma)]
 
 
+def check_split(config, split) -> None:
+  """A SplitError, before anything is written, for a split this model cannot be fitted on."""
+  if not np.any(split.val > 0):
+    raise splits_lib.SplitError(f"{config.model.name} chooses its hyperparameters on validation "
+                                "pixels; this split has none (set split.val_per_class > 0).")
+  if config.model.name == "svm" and len(np.unique(split.train[split.train > 0])) < 2:
+    raise splits_lib.SplitError("svm needs training pixels of at least two classes; this split "
+                                "has one (use model=knn, or a scene with more classes).")
+
+
 def fit_predict(config, scene, split) -> tuple[np.ndarray, dict]:
   """-> (prediction (H, W) class ids 1..C for every pixel, info for results.json)."""
   if SVC is None:
@@ -42,10 +52,8 @@ def fit_predict(config, scene, split) -> tuple[np.ndarray, dict]:
                      f"{config.data.fit_stats!r}.")
   fit_mask = split.train > 0 if config.data.fit_stats == "train" else np.ones(split.train.shape, bool)
   spectra = pixel_inputs.minmax(scene.cube, fit_mask)
+  check_split(config, split)
   train, val = split.train > 0, split.val > 0
-  if not val.any():
-    raise ValueError(f"{config.model.name} chooses its hyperparameters on validation pixels; this "
-                     "split has none (set split.val_per_class > 0).")
   best = None
   for settings, classifier in candidates(config.model):
     classifier.fit(spectra[train], split.train[train])
