@@ -88,6 +88,8 @@ def run(config, workdir) -> dict:
   say(scene_line(config, scene))
   for line in custom.derived_lines(config):
     say(line)
+  for warning in scene.warnings:
+    say(f"warning: {warning}")
   splits = [split_files.split_from_config(c, labels=scene)[0] for c in configs]
   input_warnings = []  # per run: the scene's and its split's, said now and kept in results.json
   for k, (single, split) in enumerate(zip(configs, splits)):
@@ -95,9 +97,10 @@ def run(config, workdir) -> dict:
     say(prefix + split_line(single, split))
     for line in split_files.file_lines(split):
       say(prefix + line)
-    input_warnings.append(list(scene.warnings) + splits_lib.split_warnings(scene.gt, split))
-    for warning in input_warnings[-1][len(scene.warnings) * (k > 0):]:
+    split_warnings = splits_lib.split_warnings(scene.gt, split)
+    for warning in split_warnings:
       say(f"warning: {prefix}{warning}")
+    input_warnings.append(list(scene.warnings) + split_warnings)
   if family is classical:
     for split in splits:
       classical.check_split(config, split)

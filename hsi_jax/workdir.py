@@ -103,7 +103,7 @@ def write_evaluation(config, run_dir: pathlib.Path, split: splits_lib.Split, sce
   protocol = split.info["protocol"]  # "file" for a user's split file
   results = dict(scene=config.scene, model=config.model.name, protocol=protocol,
                  seed=config.seed, partition=config.partition, split_hash=split.content_hash(),
-                 class_names=list(scene.class_names), class_ids=list(scene.raw_class_ids),
+                 class_names=list(scene.class_names), class_ids=list(scene.class_ids),
                  **metrics_lib.summarize(confusion),
                  warnings=metrics_lib.collapse_warnings(split.test[test], prediction[test]))
   plots.plot_map(run_dir / "map.png", prediction, scene.gt,
