@@ -4,7 +4,8 @@ DA-IMRN steps take p x p windows; the SSAN family's take (spectrum, PCA patch) p
 
 Random inputs of the scene's shape (the cube is not needed). Times are per call with the result
 blocked on, the first `warmup` calls (compilation) excluded; the median is reported. FLOPs come from
-XLA's own cost analysis of the compiled programs.
+XLA's own cost analysis of the programs, and for DA-IMRN on the official scenes also from the
+counted FLOPs of DESIGN.md section 5 (the peer ratio's inputs).
 """
 
 from __future__ import annotations
@@ -23,18 +24,50 @@ from hsi_jax.data import io, patches, split_files
 from hsi_jax.train import optim, pixel_step, state as state_lib, step as step_lib
 
 
-def _timed(fn, args, steps: int, warmup: int) -> tuple[float, float]:
-  """(median seconds per call, XLA flops per call)."""
-  compiled = jax.jit(fn).lower(*args).compile()
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+def _timed(compiled, args, steps: int, warmup: int, chain: bool = False) -> float:
+  """Median seconds per call of a compiled function. chain=True: compiled(state, ...) -> state,
+  with the state donated: each call gets the previous call's state."""
+  if chain:
+    args = (jax.tree.map(jnp.copy, args[0]), *args[1:])  # the caller's state is not donated
   times = []
   for i in range(warmup + steps):
     start = time.perf_counter()
-    jax.block_until_ready(compiled(*args))
+    out = jax.block_until_ready(compiled(*args))
     if i >= warmup:
       times.append(time.perf_counter() - start)
-  return statistics.median(times), float(cost.get("flops", float("nan")))
+    if chain:
+      args = (out, *args[1:])
+  return statistics.median(times)
+
+
+def _flops(fn, args) -> float:
+  """XLA's FLOP count of one call of fn (its cost analysis of the lowered program)."""
+  cost = jax.jit(fn).lower(*args).cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", float("nan")))
+
+
+def _step_loop(train_step, length: int):
+  """(state, *batch) -> state after `length` train steps on the batch, under lax.scan: steps run
+  as an epoch runs them (XLA's CPU backend runs a loop body faster than the same step called on
+  its own, which allocates every buffer again)."""
+  def loop(state, *batch):
+    return jax.lax.scan(lambda state, _: (train_step(state, *batch)[0], None), state, None,
+                        length=length)[0]
+  return loop
+
+
+# Forward + backward FLOPs per patch of DA-IMRN counted layer by layer (DESIGN.md section 5; padded
+# taps included): what the peers' GFLOP/s are reported against.
+COUNTED_GFLOP_PER_PATCH = {"ip": 2.55, "pu": 40.6, "sv": 40.2}
+
+
+def _counted(config, patches_per_s: float) -> dict:
+  if config.model.name != "da_imrn" or config.scene not in COUNTED_GFLOP_PER_PATCH \
+      or config.model.width != 1.0:
+    return {}
+  gflop = COUNTED_GFLOP_PER_PATCH[config.scene]
+  return dict(counted_gflop_per_patch=gflop, counted_gflop_per_s=round(gflop * patches_per_s, 1))
 
 
 def _window_inputs(config, scene, batch, rng):
@@ -54,7 +87,12 @@ def _pixel_inputs(config, scene, batch, rng):
   return (spectrum, patch), (classes, jax.random.key(1))
 
 
-def benchmark(config, steps: int = 10, warmup: int = 2, infer_batch: int = 64) -> dict:
+def benchmark(config, steps: int = 10, warmup: int = 2, infer_batch: int = 64,
+              loop_steps: int = 8) -> dict:
+  """Train step (batch train.batch_size) and inference (batch infer_batch) of the config's network.
+  A timed train call is `loop_steps` steps in one program (_step_loop); `steps` timed calls of
+  each after `warmup` ones, median. Counted FLOPs (forward + backward per patch, DESIGN.md) give
+  the achieved GFLOP/s for DA-IMRN on the official scenes."""
   name = config.model.name
   if not families.is_neural(name):
     raise ValueError(f"bench times networks; {name!r} is a scikit-learn baseline.")
@@ -74,9 +112,14 @@ def benchmark(config, steps: int = 10, warmup: int = 2, infer_batch: int = 64) -
   def infer(variables, inputs):
     return jnp.argmax(model.apply(variables, *inputs, train=False), -1)
 
-  train_seconds, train_flops = _timed(train_step, (state, *inputs, *targets), steps, warmup)
+  args = (state, *inputs, *targets)
+  loop = jax.jit(_step_loop(train_step, loop_steps), donate_argnums=0).lower(*args).compile()
+  train_seconds = _timed(loop, args, steps, warmup, chain=True) / loop_steps
+  train_flops = _flops(train_step, args)
   infer_inputs, _ = make_inputs(config, scene, infer_batch, rng)
-  infer_seconds, infer_flops = _timed(infer, (state.variables, infer_inputs), steps, warmup)
+  infer_args = (state.variables, infer_inputs)
+  infer_seconds = _timed(jax.jit(infer).lower(*infer_args).compile(), infer_args, steps, warmup)
+  infer_flops = _flops(infer, infer_args)
   return dict(
       scene=config.scene, model=name, num_params=state_lib.count_params(state),
       batch_size=batch, patches_per_s=round(batch / train_seconds, 2),
@@ -85,7 +128,8 @@ def benchmark(config, steps: int = 10, warmup: int = 2, infer_batch: int = 64) -
       train_gflop_per_s=round(train_flops / train_seconds / 1e9, 1),
       infer_gflop_per_s=round(infer_flops / infer_seconds / 1e9, 1),
       device=jax.devices()[0].device_kind, num_devices=jax.device_count(),
-      fast_conv=bool(config.model.fast_conv), steps=steps)
+      fast_conv=bool(config.model.fast_conv), steps=steps, loop_steps=loop_steps,
+      **_counted(config, batch / train_seconds))
 
 
 def _seconds(fn, repeats: int) -> float:
@@ -142,6 +186,33 @@ def benchmark_seeds(config, num_seeds: int, rounds: int = 2) -> dict:
               single_run_patches_per_s=round(num_seeds * examples / sequential_s, 1),
               vmapped_patches_per_s=round(num_seeds * examples / vmapped_s, 1),
               speedup=round(sequential_s / vmapped_s, 2), mesh=dict(mesh.shape),
+              device=jax.devices()[0].device_kind, num_devices=jax.device_count(), rounds=rounds)
+
+
+def benchmark_epoch(config, rounds: int = 2) -> dict:
+  """One round of the real run on the real scene, as run.run drives it: the compiled epoch program
+  (train_round) and the validation predictions + accuracy, for one seed; compilation excluded
+  (one warm-up round). Seconds are means over `rounds`."""
+  scene = io.load_config_scene(config)
+  split, _, _ = split_files.split_from_config(config, labels=scene)
+  program, keys, _ = _program(config, scene, split, 1)
+  learning_rate = optim.round_learning_rate(config.train, 0)
+  states = [program.init(keys)]
+
+  def train():
+    states[0], metrics = program.train_round(states[0], program.data, keys, learning_rate)
+    return metrics
+
+  def validate():
+    return program.val_accuracy(np.asarray(program.val_predictions(states[0], program.data)))
+
+  train_s, val_s = _seconds(train, rounds), _seconds(validate, rounds)
+  examples = program.steps_per_round * program.batch_size
+  return dict(scene=config.scene, model=config.model.name, partition=config.partition,
+              round=program.round_name, train_examples=examples,
+              val_windows=int(program.data.val_origins.shape[1]),
+              train_s=round(train_s, 2), val_s=round(val_s, 2), round_s=round(train_s + val_s, 2),
+              train_patches_per_s=round(examples / train_s, 1),
               device=jax.devices()[0].device_kind, num_devices=jax.device_count(), rounds=rounds)
 
 

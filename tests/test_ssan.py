@@ -67,17 +67,18 @@ def test_bench_reports_the_ssan_parameter_count(monkeypatch):
 
   monkeypatch.setattr(benchmark, "time", types.SimpleNamespace(perf_counter=lambda: now[0]))
   monkeypatch.setattr(jax, "block_until_ready", timed_block)
-  figures = benchmark.benchmark(config, steps=3, warmup=1, infer_batch=8)
+  figures = benchmark.benchmark(config, steps=3, warmup=1, infer_batch=8, loop_steps=2)
   assert next(durations, None) is None  # every call timed, none more
   assert figures["num_params"] == 5_434_176 and figures["batch_size"] == 128
-  # Patches per second: the batch over the median timed step, the warm-up call left out.
-  assert figures["patches_per_s"] == 128 / 0.5 and figures["infer_patches_per_s"] == 8 * 64
+  # Patches per second: the batch over the median timed step (a timed call is loop_steps=2
+  # steps), the warm-up call left out.
+  assert figures["patches_per_s"] == 2 * 128 / 0.5 and figures["infer_patches_per_s"] == 8 * 64
   # XLA's FLOPs against the layers' own count: a train step is a forward pass and two backward
   # matmuls per layer (3 x 2 FLOPs per multiply-add), inference the forward pass alone.
   macs = _ssan_forward_macs(config.model, 27, 4, bands=102, classes=9)
   assert figures["train_gflop_per_patch"] == pytest.approx(6 * macs / 1e9, rel=0.05)
   assert figures["train_gflop_per_s"] == pytest.approx(
-      figures["train_gflop_per_patch"] * 128 / 0.5, abs=0.2)  # both rounded
+      figures["train_gflop_per_patch"] * 2 * 128 / 0.5, abs=0.2)  # both rounded
   infer_flops_per_patch = figures["infer_gflop_per_s"] * 1e9 / 64 / 8
   assert infer_flops_per_patch == pytest.approx(2 * macs, rel=0.05)
 

@@ -19,6 +19,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from hsi_jax.models import band_conv
+
 he_normal = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
 
 
@@ -57,19 +59,28 @@ def pointwise(x, kernel):
 
 
 def _band_conv_matmul(x, kernel, stride: int, padding: str):
-  """(1, 1, k) convolution along the bands as one matmul over k shifted copies (im2col).
+  """(1, 1, k) convolution along the bands, x (N, H, W, B, Cin), kernel (k, Cin, Cout).
 
-  x (N, H, W, B, Cin), kernel (k, Cin, Cout). XLA's CPU 1-D convolutions are slow for these
-  shapes (many short sequences); a single (N H W B', k Cin) x (k Cin, Cout) dot is not.
+  Stride 1 and k <= B: band_conv (1-D convolutions over the pixels with a hand-written gradient).
+  Otherwise one matmul over k shifted copies (im2col), after dropping the taps of a 'SAME' kernel
+  that can only meet padding (those beyond B - 1 bands from the centre).
   """
   k, cin, cout = kernel.shape
   bands = x.shape[3]
   if padding == "SAME":
     out = -(-bands // stride)
     total = max((out - 1) * stride + k - bands, 0)
-    x = jnp.pad(x, [(0, 0)] * 3 + [(total // 2, total - total // 2), (0, 0)])
+    lo, hi = total // 2, total - total // 2
+    if stride == 1 and min(lo, hi) >= bands:  # only taps lo - bands + 1 .. lo + bands - 1 meet x
+      drop = min(lo, hi) - bands + 1
+      kernel, k, lo, hi = kernel[drop:k - drop], k - 2 * drop, lo - drop, hi - drop
   else:
     out = (bands - k) // stride + 1
+    lo = hi = 0
+  if stride == 1 and k <= bands:
+    y = band_conv.band_conv(x.reshape(-1, bands, cin), kernel, (lo, hi))
+    return y.reshape(*x.shape[:3], out, cout)
+  x = jnp.pad(x, [(0, 0)] * 3 + [(lo, hi), (0, 0)])
   shifted = [x[:, :, :, i:i + (out - 1) * stride + 1:stride] for i in range(k)]
   return pointwise(jnp.concatenate(shifted, axis=-1), kernel.reshape(k * cin, cout))
 
@@ -103,6 +114,14 @@ class Conv2DSame(nn.Module):
                                         dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias
 
 
+def conv_weights(module: nn.Module, features: int, kernel_size, in_features: int):
+  """Declares a Keras Conv3D's parameters in `module`: kernel (*kernel_size, in, features) with
+  he_normal, bias zeros (same names and order wherever it is called, so the same initial values)."""
+  kernel = module.param("kernel", he_normal, (*kernel_size, in_features, features))
+  bias = module.param("bias", nn.initializers.zeros, (features,))
+  return kernel, bias
+
+
 class Conv3D(nn.Module):
   """Keras-style Conv3D (he_normal kernel, zero bias) on (N, H, W, B, C)."""
   features: int
@@ -113,37 +132,76 @@ class Conv3D(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    kernel = self.param("kernel", he_normal, (*self.kernel_size, x.shape[-1], self.features))
-    bias = self.param("bias", nn.initializers.zeros, (self.features,))
+    kernel, bias = conv_weights(self, self.features, self.kernel_size, x.shape[-1])
     conv = conv3d_fast if self.fast else conv3d_plain
     return conv(x, kernel, tuple(self.strides), self.padding) + bias
 
 
+class ConvWeights(nn.Module):
+  """A Conv3D's parameters without the convolution: `ConvWeights(f, k)(in_features)` ->
+  (kernel, bias), the same tree and initial values as `Conv3D(f, k)` would make under that name
+  (for layers computed together with another one, as in ParallelConvs)."""
+  features: int
+  kernel_size: Sequence[int]
+
+  @nn.compact
+  def __call__(self, in_features: int):
+    return conv_weights(self, self.features, self.kernel_size, in_features)
+
+
+def _centred(kernel, taps: int):
+  """(1, 1, k, Cin, Cout) band kernel zero-padded to `taps` band taps, centred (odd k, taps)."""
+  pad = (taps - kernel.shape[2]) // 2
+  return jnp.pad(kernel, [(0, 0), (0, 0), (pad, pad), (0, 0), (0, 0)])
+
+
 class ParallelConvs(nn.Module):
   """Several 'SAME' convolutions of one input, outputs concatenated on channels (the multi-scale
-  branches). Parameters `kernel_i` (k..., Cin, features), `bias_i` as separate Conv3D layers would
-  hold them. Band kernels (1, 1, k) run fused: every kernel zero-padded to the largest k, one
-  im2col matmul producing all branches at once (more multiply-adds, but one wide matmul instead of
-  several narrow ones, which is faster on CPU)."""
+  branches), optionally followed by the block's (1, 1, 1) fuse convolution.
+
+  x (N, H, W, B, Cin) -> (N, H, W, B, n * features), or with `fuse` = (kernel (1, 1, 1, n *
+  features, Cout), bias) from ConvWeights -> (N, H, W, B, Cout). Parameters `kernel_i` (k...,
+  Cin, features), `bias_i` as separate Conv3D layers would hold them.
+
+  With band kernels (1, 1, k) only and a fuse, the fast form composes the two linear maps (there is
+  no activation between them): one (1, 1, max k) convolution Cin -> Cout whose tap t is
+  sum_i W_i[t] @ Wfuse_i, when it costs no more multiply-adds per position (max k * Cin * Cout
+  against sum k_i * Cin * features + n * features * Cout; for the spectral blocks 7 C^2 against
+  9 C^2). The composed kernel is made from the parameters at every call (batch-independent).
+  """
   features: int
   kernel_sizes: Sequence[Sequence[int]]
   fast: bool = True
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, fuse=None):
     kernels = [self.param(f"kernel_{i}", he_normal, (*k, x.shape[-1], self.features))
                for i, k in enumerate(self.kernel_sizes)]
     biases = [self.param(f"bias_{i}", nn.initializers.zeros, (self.features,))
               for i in range(len(kernels))]
-    bias = jnp.concatenate(biases)
-    band_only = all(tuple(k[:2]) == (1, 1) and k[2] % 2 for k in self.kernel_sizes)
-    if self.fast and band_only and len(kernels) > 1:
-      widest = max(k[2] for k in self.kernel_sizes)
-      padded = [jnp.pad(w, [(0, 0), (0, 0), ((widest - w.shape[2]) // 2,) * 2, (0, 0), (0, 0)])
-                for w in kernels]
-      return conv3d_fast(x, jnp.concatenate(padded, axis=-1), (1, 1, 1), "SAME") + bias
+    if fuse is not None and self.fast and self._composes(x.shape[-1], fuse[0].shape[-1]):
+      return self._composed(x, kernels, biases, *fuse)
     conv = conv3d_fast if self.fast else conv3d_plain
-    return jnp.concatenate([conv(x, w, (1, 1, 1), "SAME") for w in kernels], axis=-1) + bias
+    y = jnp.concatenate([conv(x, w, (1, 1, 1), "SAME") for w in kernels], axis=-1)
+    y = y + jnp.concatenate(biases)
+    if fuse is None:
+      return y
+    return conv(y, fuse[0], (1, 1, 1), "VALID") + fuse[1]
+
+  def _composes(self, cin: int, cout: int) -> bool:
+    if not all(tuple(k[:2]) == (1, 1) and k[2] % 2 for k in self.kernel_sizes):
+      return False
+    taps = [k[2] for k in self.kernel_sizes]
+    separate = sum(taps) * cin * self.features + len(taps) * self.features * cout
+    return max(taps) * cin * cout <= separate
+
+  def _composed(self, x, kernels, biases, fuse_kernel, fuse_bias):
+    taps = max(w.shape[2] for w in kernels)
+    parts = jnp.split(fuse_kernel[0, 0, 0], len(kernels))  # Wfuse_i (features, Cout)
+    kernel = sum(jnp.einsum("abtcf,fo->abtco", _centred(w, taps), part)
+                 for w, part in zip(kernels, parts))
+    bias = sum(b @ part for b, part in zip(biases, parts)) + fuse_bias
+    return conv3d_fast(x, kernel, (1, 1, 1), "SAME") + bias
 
 
 def band_batch_norm(train: bool, name=None):
