@@ -24,6 +24,7 @@ _MODE = flags.DEFINE_enum("mode", "step", ["step", "epoch", "seeds", "split", "i
                           "What to time (drift: per-step losses of the first epoch, not a time).")
 _ULP = flags.DEFINE_bool("ulp", False, "drift mode: initial parameters moved up by one ULP.")
 _STEPS = flags.DEFINE_integer("steps", 10, "step mode: timed calls after warm-up (median).")
+_LOOP_STEPS = flags.DEFINE_integer("loop_steps", 8, "step mode: train steps per timed call.")
 _INFER_BATCH = flags.DEFINE_integer("infer_batch", 256, "step mode: inference batch.")
 _NUM_SEEDS = flags.DEFINE_integer("num_seeds", 5, "seeds mode: seeds vmapped vs run in a row.")
 _ROUNDS = flags.DEFINE_integer("rounds", 2,
@@ -35,7 +36,8 @@ def main(argv):
   del argv
   config = _CONFIG.value
   if _MODE.value == "step":
-    figures = benchmark.benchmark(config, steps=_STEPS.value, infer_batch=_INFER_BATCH.value)
+    figures = benchmark.benchmark(config, steps=_STEPS.value, infer_batch=_INFER_BATCH.value,
+                                  loop_steps=_LOOP_STEPS.value)
   elif _MODE.value == "epoch":
     figures = benchmark.benchmark_epoch(config, _ROUNDS.value)
   elif _MODE.value == "seeds":
