@@ -17,7 +17,8 @@ class MultiScaleResidualBlock(nn.Module):
 
   `branch_kernels`: (3,3,1), (5,5,1), (7,7,1) for the spatial block; (1,1,3), (1,1,5), (1,1,7) for
   the spectral one; ((1,1,1),) for the Indian Pines spatial block as the official code runs it.
-  Output (N, p, p, B', features) with B' = ceil(B / band_stride) - k_valid + 1.
+  x (N, p, p, B, C) or a tuple of such arrays, the parts of a channel concatenation; output
+  (N, p, p, B', features) with B' = ceil(B / band_stride) - k_valid + 1.
   """
   branch_features: int
   features: int

@@ -81,7 +81,7 @@ class DAIMRN(nn.Module):
         from_b = SAM(fast=self.fast, name=f"sam_{k}")(b) if self.use_sam else b
         from_a = SCAM(self.attention_hidden, fast=self.fast, name=f"scam_{k}")(a) \
             if self.use_scam else a
-        a, b = jnp.concatenate([a, from_b], -1), jnp.concatenate([b, from_a], -1)
+        a, b = (a, from_b), (b, from_a)  # channel-concatenated by the blocks' entry convolutions
       block = lambda kernels, name: MultiScaleResidualBlock(  # noqa: E731
           f2, f3, self.band_strides[k], self.valid_kernels[k], kernels, self.fast, name=name)
       a = block(self.spatial_kernels, f"spatial_{k}")(a, train)

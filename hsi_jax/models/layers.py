@@ -4,9 +4,10 @@
 bias), so parameter counts and checkpoints match the Keras model; only the computation differs
 (docs/design.md, "Performance notes"):
   (1, 1, 1)  -> a matmul over channels (a band stride is a slice),
-  (1, 1, k)  -> a 1-D convolution along the bands with the pixels folded into the batch,
+  (1, 1, k)  -> a 1-D convolution along the bands with the pixels folded into the batch
+                (loop_conv; an im2col matmul when k > B),
   (k, k, 1) with stride k, valid -> a matmul over each non-overlapping k x k tile,
-  (k, k, 1)  -> a 2-D convolution over space with the bands folded into the batch,
+  (k, k, 1)  -> a 2-D convolution over space with the bands folded into the batch (loop_conv),
   otherwise  -> the plain 3-D convolution.
 `fast=False` always uses the plain 3-D form (the reference in tests).
 """
@@ -18,8 +19,9 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from hsi_jax.models import band_conv
+from hsi_jax.models import loop_conv
 
 he_normal = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
 
@@ -47,10 +49,18 @@ def conv3d_fast(x, kernel, strides, padding):
                      kernel.reshape(kh * kw * cin, cout))
   if kb == 1 and sb == 1:
     folded = jnp.moveaxis(x, 3, 1).reshape(n * b, h, w, cin)
-    y = jax.lax.conv_general_dilated(folded, kernel[:, :, 0], (sh, sw), padding,
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    if (sh, sw) == (1, 1) and kh <= h and kw <= w:
+      y = loop_conv.conv(folded, kernel[:, :, 0], (_pads(kh, padding), _pads(kw, padding)))
+    else:
+      y = jax.lax.conv_general_dilated(folded, kernel[:, :, 0], (sh, sw), padding,
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
     return jnp.moveaxis(y.reshape(n, b, *y.shape[1:]), 1, 3)
   return conv3d_plain(x, kernel, strides, padding)
+
+
+def _pads(k: int, padding: str) -> tuple[int, int]:
+  """(lo, hi) padding of a stride-1 axis with a k-tap kernel, as lax pads 'SAME' / 'VALID'."""
+  return ((k - 1) // 2, k // 2) if padding == "SAME" else (0, 0)
 
 
 def pointwise(x, kernel):
@@ -61,7 +71,7 @@ def pointwise(x, kernel):
 def _band_conv_matmul(x, kernel, stride: int, padding: str):
   """(1, 1, k) convolution along the bands, x (N, H, W, B, Cin), kernel (k, Cin, Cout).
 
-  Stride 1 and k <= B: band_conv (1-D convolutions over the pixels with a hand-written gradient).
+  Stride 1 and k <= B: loop_conv.conv (1-D convolutions over the pixels, own gradient).
   Otherwise one matmul over k shifted copies (im2col), after dropping the taps of a 'SAME' kernel
   that can only meet padding (those beyond B - 1 bands from the centre).
   """
@@ -78,7 +88,7 @@ def _band_conv_matmul(x, kernel, stride: int, padding: str):
     out = (bands - k) // stride + 1
     lo = hi = 0
   if stride == 1 and k <= bands:
-    y = band_conv.band_conv(x.reshape(-1, bands, cin), kernel, (lo, hi))
+    y = loop_conv.conv(x.reshape(-1, bands, cin), kernel, ((lo, hi),))
     return y.reshape(*x.shape[:3], out, cout)
   x = jnp.pad(x, [(0, 0)] * 3 + [(lo, hi), (0, 0)])
   shifted = [x[:, :, :, i:i + (out - 1) * stride + 1:stride] for i in range(k)]
@@ -132,9 +142,19 @@ class Conv3D(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    kernel, bias = conv_weights(self, self.features, self.kernel_size, x.shape[-1])
+    """x (N, H, W, B, Cin), or a tuple of such arrays whose channels, concatenated, are the input.
+    A (1, 1, 1) kernel in the fast form then runs on each part with its rows of the kernel and
+    sums (no concatenated copy: DA-IMRN's stage inputs are a block output and an attended one)."""
+    parts = tuple(x) if isinstance(x, (tuple, list)) else (x,)
+    widths = [part.shape[-1] for part in parts]
+    kernel, bias = conv_weights(self, self.features, self.kernel_size, sum(widths))
+    strides = tuple(self.strides)
+    if self.fast and len(parts) > 1 and tuple(self.kernel_size) == (1, 1, 1):
+      rows = jnp.split(kernel, np.cumsum(widths)[:-1], axis=3)
+      return sum(conv3d_fast(part, w, strides, self.padding) for part, w in zip(parts, rows)) + bias
+    x = jnp.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
     conv = conv3d_fast if self.fast else conv3d_plain
-    return conv(x, kernel, tuple(self.strides), self.padding) + bias
+    return conv(x, kernel, strides, self.padding) + bias
 
 
 class ConvWeights(nn.Module):
