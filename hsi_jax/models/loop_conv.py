@@ -5,11 +5,12 @@ their own gradient: DA-IMRN's (1, 1, k) band and (k, k, 1) spatial convolutions.
 (N, *(S + lo + hi - K + 1), Cout), one or two spatial axes (N = pixels for band convolutions,
 patches x bands for spatial ones). Equal to `lax.conv_general_dilated` in the NWC / NHWC layout;
 what differs is the program:
-- The forward, input-gradient and kernel-gradient convolutions are each written in the canonical
-  layout (batch, spatial..., feature). XLA's own transpose of a convolution leaves the kernel
-  gradient in a layout that its CPU backend runs ~100x slower inside a `while` loop
-  (jax-ml/jax#12868; measured here: 1.2 s against 14 ms for DA-IMRN's stage-0 band kernel
-  gradient), which is why the epoch ran im2col matmuls before.
+- The forward and input-gradient convolutions are written in the canonical layout (batch,
+  spatial..., feature), and so is the kernel gradient of a 1-D one; a 2-D kernel gradient is one
+  matmul per tap. XLA's own transpose of a convolution leaves the kernel gradient in a form that
+  its CPU backend runs ~100x slower inside a `while` loop (jax-ml/jax#12868; measured here: 1.2 s
+  against 14 ms for DA-IMRN's stage-0 band kernel gradient, 43 s against 0.75 s for PU's stage-0
+  7 x 7 one), which is why the epoch ran im2col matmuls before.
 - Under `vmap` (seeds trained together) each seed's convolution is its own convolution: JAX's
   batching rule turns per-seed kernels into a grouped convolution, which ran 1.3-1.8x slower on
   this CPU than the same convolutions one after another.
@@ -23,6 +24,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 _LAYOUT = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}
 
@@ -64,13 +66,19 @@ def _backward(padding, residuals, grad):
   flipped = jnp.swapaxes(jnp.flip(kernel, spatial), -1, -2)
   dx = _correlate(tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(kernel.shape, padding)))(
       grad, flipped)
-  # dkernel[t] = sum over N and positions s of x_padded[s + t].T @ grad[s]: a correlation whose
-  # batch is Cin, spatial axes those of x and contracted feature N.
+  # dkernel[t] = sum over N and positions s of x_padded[s + t].T @ grad[s].
   padded = jnp.pad(x, [(0, 0), *padding, (0, 0)])
-  batch_last = lambda a: jnp.moveaxis(a, 0, -1)  # noqa: E731  (N, *S, C) -> (*S, C, N)
-  dkernel = _correlate(((0, 0),) * axes)(jnp.moveaxis(batch_last(padded), -2, 0),
-                                         jnp.swapaxes(batch_last(grad), -1, -2))
-  return dx, jnp.moveaxis(dkernel, 0, -2)
+  if axes == 1:  # a correlation whose batch is Cin, spatial axis the bands, contracted feature N
+    dkernel = _correlate(((0, 0),))(jnp.transpose(padded, (2, 1, 0)),
+                                    jnp.transpose(grad, (1, 0, 2)))
+    return dx, jnp.transpose(dkernel, (1, 0, 2))
+  # Two axes: one matmul per tap (XLA's CPU convolution of that form ran at ~6 GFLOP/s here,
+  # its own transpose ~50x slower still inside a loop).
+  out_shape = grad.shape[1:-1]
+  grad_rows = grad.reshape(-1, grad.shape[-1])
+  taps = [jax.lax.dynamic_slice(padded, (0, *tap, 0), (x.shape[0], *out_shape, x.shape[-1]))
+          .reshape(-1, x.shape[-1]).T @ grad_rows for tap in np.ndindex(*kernel.shape[:-2])]
+  return dx, jnp.stack(taps).reshape(kernel.shape)
 
 
 conv.defvjp(_forward, _backward)
