@@ -5,7 +5,7 @@ DA-IMRN steps take p x p windows; the SSAN family's take (spectrum, PCA patch) p
 Random inputs of the scene's shape (the cube is not needed). Times are per call with the result
 blocked on, the first `warmup` calls (compilation) excluded; the median is reported. FLOPs come from
 XLA's own cost analysis of the programs, and for DA-IMRN on the official scenes also from the
-counted FLOPs of DESIGN.md section 5 (the peer ratio's inputs).
+counted FLOPs of docs/design.md ("Performance notes"; the peer ratio's inputs).
 """
 
 from __future__ import annotations
@@ -57,14 +57,20 @@ def _step_loop(train_step, length: int):
   return loop
 
 
-# Forward + backward FLOPs per patch of DA-IMRN counted layer by layer (DESIGN.md section 5; padded
-# taps included): what the peers' GFLOP/s are reported against.
+# Forward + backward FLOPs per patch of DA-IMRN counted layer by layer (docs/design.md,
+# "Performance notes"; separate branches, padded taps included): what the peers' GFLOP/s are
+# reported against.
 COUNTED_GFLOP_PER_PATCH = {"ip": 2.55, "pu": 40.6, "sv": 40.2}
 
 
 def _counted(config, patches_per_s: float) -> dict:
-  if config.model.name != "da_imrn" or config.scene not in COUNTED_GFLOP_PER_PATCH \
-      or config.model.width != 1.0:
+  """Counted GFLOP/s, for the official network only (full width, every module, IP's code
+  spatial block)."""
+  model = config.model
+  official = (model.name == "da_imrn" and config.scene in COUNTED_GFLOP_PER_PATCH
+              and model.width == 1.0 and model.multiscale and model.use_scam and model.use_sam
+              and model.interact and model.get("ip_spatial", "code") == "code")
+  if not official:
     return {}
   gflop = COUNTED_GFLOP_PER_PATCH[config.scene]
   return dict(counted_gflop_per_patch=gflop, counted_gflop_per_s=round(gflop * patches_per_s, 1))
@@ -91,7 +97,7 @@ def benchmark(config, steps: int = 10, warmup: int = 2, infer_batch: int = 64,
               loop_steps: int = 8) -> dict:
   """Train step (batch train.batch_size) and inference (batch infer_batch) of the config's network.
   A timed train call is `loop_steps` steps in one program (_step_loop); `steps` timed calls of
-  each after `warmup` ones, median. Counted FLOPs (forward + backward per patch, DESIGN.md) give
+  each after `warmup` ones, median. Counted FLOPs (forward + backward per patch, docs/design.md) give
   the achieved GFLOP/s for DA-IMRN on the official scenes."""
   name = config.model.name
   if not families.is_neural(name):
