@@ -114,6 +114,23 @@ def test_loop_conv_values_gradients_and_seeds(kernel, padding):
       np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-5 * float(jnp.abs(want).max()))
 
 
+def test_loop_conv_keeps_jax_batching_off_the_cpu(monkeypatch):
+  """On other backends the seeds stay JAX's grouped convolution (no unrolled seeds axis): same
+  values and gradients, and no per-seed slicing in the program."""
+  rng = np.random.default_rng(6)
+  x = jnp.asarray(rng.normal(size=(3, 10, 12, 6)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(3, 5, 6, 5)), jnp.float32)
+  loss = lambda x, w: jnp.sum(jnp.sin(loop_conv.conv(x, w, ((2, 2),))))  # noqa: E731
+  on_cpu = jax.vmap(jax.grad(loss, (0, 1)))(x, w)
+  assert "feature_group_count = 3" not in jax.jit(jax.vmap(jax.grad(loss, (0, 1)))).lower(
+      x, w).as_text()  # on the CPU: one convolution per seed
+  monkeypatch.setattr(loop_conv.jax, "default_backend", lambda: "gpu")
+  program = jax.jit(jax.vmap(jax.grad(loss, (0, 1)))).lower(x, w).as_text()
+  assert "feature_group_count = 3" in program
+  for got, want in zip(jax.vmap(jax.grad(loss, (0, 1)))(x, w), on_cpu):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
 def test_composed_branches_keep_the_parameters_and_equal_the_separate_layers():
   """The spectral block's branches + fuse, composed into one band convolution in the fast form:
   the same parameter tree and initial values as the plain layers, the same output and gradients."""

@@ -11,11 +11,11 @@ what differs is the program:
   its CPU backend runs ~100x slower inside a `while` loop (jax-ml/jax#12868; measured here: 1.2 s
   against 14 ms for DA-IMRN's stage-0 band kernel gradient, 43 s against 0.75 s for PU's stage-0
   7 x 7 one), which is why the epoch ran im2col matmuls before.
-- Under `vmap` (seeds trained together) each seed's convolution is its own convolution: JAX's
-  batching rule turns per-seed kernels into a grouped convolution, which ran 1.3-1.8x slower on
-  this CPU than the same convolutions one after another.
+- Under `vmap` (seeds trained together) on the CPU each seed's convolution is its own
+  convolution: JAX's batching rule turns per-seed kernels into a grouped convolution, which ran
+  1.3-1.8x slower on this CPU than the same convolutions one after another.
 Only for kernels no longer than the input on every axis: past that XLA's CPU convolution takes a
-slow path (layers.conv3d_fast uses im2col matmuls there).
+slow path (layers.conv3d_fast then runs band kernels as im2col matmuls, spatial ones through lax).
 """
 
 from __future__ import annotations
@@ -30,11 +30,17 @@ _LAYOUT = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}
 
 
 def _seedwise(correlate):
-  """correlate(lhs, rhs) -> out, batched over seeds by unrolling: one convolution per seed."""
+  """correlate(lhs, rhs) -> out, batched over seeds by unrolling on the CPU backend: one
+  convolution per seed. Other backends keep JAX's batching (grouped convolutions are what
+  accelerator libraries are built for, and an unrolled seeds axis sharded over devices would move
+  data between them)."""
   batched = jax.custom_batching.custom_vmap(correlate)
 
   @batched.def_vmap
   def _rule(axis_size, in_batched, lhs, rhs):
+    if jax.default_backend() != "cpu":
+      axes = tuple(0 if is_batched else None for is_batched in in_batched)
+      return jax.vmap(correlate, in_axes=axes)(lhs, rhs), True
     pick = lambda a, is_batched, i: a[i] if is_batched else a  # noqa: E731
     outs = [correlate(pick(lhs, in_batched[0], i), pick(rhs, in_batched[1], i))
             for i in range(axis_size)]
