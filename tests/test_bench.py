@@ -1,0 +1,27 @@
+"""launch/bench.py's epoch mode: one real round of the run's program on Indian Pines."""
+
+import math
+
+import pytest
+
+from hsi_jax import benchmark, config_util
+from hsi_jax.data import split_files
+
+from conftest import REPO
+
+
+@pytest.mark.slow
+def test_epoch_mode_times_the_runs_epoch_and_validation(indian_pines):
+  config = config_util.load_config(str(REPO / "configs" / "ip.py") + ":runlocal")
+  config.model.width = 0.125
+  figures = benchmark.benchmark_epoch(config, rounds=1)
+  split, _, _ = split_files.split_from_config(config, labels=indian_pines)
+  # The epoch trains every kept window and its flipped copy, in whole batches; validation scores
+  # the partition's validation windows.
+  batch = config.train.batch_size
+  assert figures["train_examples"] == math.ceil(2 * len(split.train_windows) / batch) * batch
+  assert figures["val_windows"] == len(split.val_windows)
+  assert figures["train_s"] > 0 and figures["val_s"] > 0
+  assert figures["round_s"] == pytest.approx(figures["train_s"] + figures["val_s"], abs=0.011)
+  assert figures["train_patches_per_s"] == pytest.approx(
+      figures["train_examples"] / figures["train_s"], rel=0.01)
