@@ -167,9 +167,9 @@ def test_whole_model_fast_equals_plain(scene):
 @pytest.mark.parametrize("scene", ["ip", "pu"])
 def test_whole_model_fast_gradients_equal_plain(scene):
   """Training-mode gradients of every parameter, fast against plain, on a 40-band cube (bands 24,
-  12, 6, 3 after the stages: band convolutions, im2col with kernels longer than the bands, and
+  24, 24, 12, 6, 3 after the stages: band convolutions, im2col with kernels longer than the bands, and
   dropped taps all run; ~1 min each: the plain 3-D backward is slow to compile and run)."""
-  patch, _, classes, _ = OFFICIAL[scene]
+  patch = OFFICIAL[scene][0]
   strides, kernels = da_imrn.band_schedule(40)
   fast, plain = (model_for(scene, width=0.125, attention_hidden=64, fast_conv=f,
                            band_strides=strides, valid_kernels=kernels) for f in (True, False))
