@@ -82,12 +82,17 @@ def test_band_kernel_longer_than_the_bands(bands, taps):
     np.testing.assert_allclose(fast, plain, rtol=1e-3, atol=1e-3)
 
 
-@pytest.mark.parametrize("kernel,padding", [
-    ((7,), ((3, 3),)), ((2,), ((0, 0),)), ((2,), ((1, 0),)), ((5,), ((2, 2),)),
-    ((3, 3), ((1, 1), (1, 1))), ((5, 5), ((2, 2), (2, 2))), ((2, 3), ((0, 0), (1, 1)))])
-def test_loop_conv_values_gradients_and_seeds(kernel, padding):
+@pytest.mark.parametrize("kernel,padding,chunk_bytes", [
+    ((7,), ((3, 3),), None), ((2,), ((0, 0),), None), ((2,), ((1, 0),), None),
+    ((5,), ((2, 2),), None), ((3, 3), ((1, 1), (1, 1)), None), ((5, 5), ((2, 2), (2, 2)), None),
+    ((5, 5), ((2, 2), (2, 2)), 2000), ((2, 3), ((0, 0), (1, 1)), 2000),
+    ((3, 2), ((2, 1), (0, 1)), 2000)])
+def test_loop_conv_values_gradients_and_seeds(kernel, padding, chunk_bytes, monkeypatch):
   """loop_conv.conv (own VJP, one convolution per seed under vmap) against lax's convolution:
-  values, input and kernel gradients, alone and vmapped over 3 seeds with their own kernels."""
+  values, input and kernel gradients, alone and vmapped over 3 seeds with their own kernels.
+  chunk_bytes: a 2-D kernel gradient summed over chunks of the batch (2 of the 10 inputs each)."""
+  if chunk_bytes is not None:
+    monkeypatch.setattr(loop_conv, "KERNEL_GRAD_CHUNK_BYTES", chunk_bytes)
   rng = np.random.default_rng(4)
   spatial = (12,) if len(kernel) == 1 else (6, 7)
   x = jnp.asarray(rng.normal(size=(3, 10, *spatial, 6)), jnp.float32)  # seeds, N, spatial, Cin

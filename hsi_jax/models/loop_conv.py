@@ -72,19 +72,51 @@ def _backward(padding, residuals, grad):
   flipped = jnp.swapaxes(jnp.flip(kernel, spatial), -1, -2)
   dx = _correlate(tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(kernel.shape, padding)))(
       grad, flipped)
-  # dkernel[t] = sum over N and positions s of x_padded[s + t].T @ grad[s].
-  padded = jnp.pad(x, [(0, 0), *padding, (0, 0)])
-  if axes == 1:  # a correlation whose batch is Cin, spatial axis the bands, contracted feature N
+  if axes == 1:  # dkernel: a correlation whose batch is Cin, spatial axis the bands, feature N
+    padded = jnp.pad(x, [(0, 0), *padding, (0, 0)])
     dkernel = _correlate(((0, 0),))(jnp.transpose(padded, (2, 1, 0)),
                                     jnp.transpose(grad, (1, 0, 2)))
     return dx, jnp.transpose(dkernel, (1, 0, 2))
-  # Two axes: one matmul per tap (XLA's CPU convolution of that form ran at ~6 GFLOP/s here,
-  # its own transpose ~50x slower still inside a loop).
-  out_shape = grad.shape[1:-1]
-  grad_rows = grad.reshape(-1, grad.shape[-1])
-  taps = [jax.lax.dynamic_slice(padded, (0, *tap, 0), (x.shape[0], *out_shape, x.shape[-1]))
-          .reshape(-1, x.shape[-1]).T @ grad_rows for tap in np.ndindex(*kernel.shape[:-2])]
-  return dx, jnp.stack(taps).reshape(kernel.shape)
+  return dx, _kernel_grad_2d(x, grad, kernel.shape, padding)
+
+
+# Bytes of x per chunk of the 2-D kernel gradient on the CPU (a chunk's taps stay in cache).
+KERNEL_GRAD_CHUNK_BYTES = 1 << 20
+
+
+def _kernel_grad_2d(x, grad, kernel_shape, padding):
+  """dkernel (kh, kw, Cin, Cout) of the 2-D correlation of x (N, H, W, Cin) giving grad's
+  (N, Ho, Wo, Cout) positions: dkernel[t] = sum over N and input positions p of x[p].T @
+  grad[p + lo - t], one matmul per tap t with grad's window read from a zero-padded copy (grad
+  has the fewer channels in DA-IMRN's spatial branches, Cin -> Cin / 2).
+
+  XLA's CPU backend copies each window before its matmul, and those copies ran at 1-4 GB/s over
+  PU's 27 MB stage-0 activations (more time than all the convolutions), so on the CPU the batch is
+  cut into chunks of about KERNEL_GRAD_CHUNK_BYTES of x, summed under lax.scan, and a chunk's
+  windows are copied in cache. (XLA's own convolution for this contraction ran at ~6 GFLOP/s
+  here, its own transpose ~50x slower still inside a loop.)"""
+  kh, kw, cin, cout = kernel_shape
+  n, h, w = x.shape[:3]
+  pads = [(0, 0, 0), *[(k - 1 - lo, k - 1 - hi, 0) for k, (lo, hi) in
+                       zip((kh, kw), padding)], (0, 0, 0)]
+
+  def taps(x, grad):
+    padded = jax.lax.pad(grad, jnp.zeros((), grad.dtype), pads)
+    rows = x.reshape(-1, cin).T
+    return jnp.stack([rows @ padded[:, kh - 1 - i:kh - 1 - i + h, kw - 1 - j:kw - 1 - j + w]
+                      .reshape(-1, cout) for i, j in np.ndindex(kh, kw)])
+
+  per_chunk = n
+  if jax.default_backend() == "cpu":  # the smallest divisor of N whose chunk reaches the bytes
+    item_bytes = h * w * cin * x.dtype.itemsize
+    target = min(KERNEL_GRAD_CHUNK_BYTES, n * item_bytes)
+    per_chunk = next(d for d in range(1, n + 1) if n % d == 0 and d * item_bytes >= target)
+  if per_chunk == n:
+    return taps(x, grad).reshape(kernel_shape)
+  chunks = (x.reshape(-1, per_chunk, *x.shape[1:]), grad.reshape(-1, per_chunk, *grad.shape[1:]))
+  total = jax.lax.scan(lambda total, chunk: (total + taps(*chunk), None),
+                       jnp.zeros((kh * kw, cin, cout), grad.dtype), chunks)[0]
+  return total.reshape(kernel_shape)
 
 
 conv.defvjp(_forward, _backward)
