@@ -10,7 +10,12 @@ counted FLOPs of docs/design.md ("Performance notes"; the peer ratio's inputs).
 
 from __future__ import annotations
 
+import collections
+import functools
+import pathlib
+import re
 import statistics
+import tempfile
 import time
 
 import jax
@@ -93,41 +98,50 @@ def _pixel_inputs(config, scene, batch, rng):
   return (spectrum, patch), (classes, jax.random.key(1))
 
 
+def _step_setup(config):
+  """The config's network, state and one random batch (random inputs of the scene's shape), and
+  jax.jit with the run's compiler options: (model, train_step, make_inputs, state, inputs,
+  targets, jit)."""
+  name = config.model.name
+  if not families.is_neural(name):
+    raise ValueError(f"bench times networks; {name!r} is a scikit-learn baseline.")
+  scene = io.scene_of(config)
+  model = models.build_model(config.model, scene.num_classes)
+  optimizer = optim.make_optimizer(config.train)
+  if families.family_of(name) is families.windows:
+    make_inputs, train_step = _window_inputs, step_lib.make_train_step(model, optimizer, config.train)
+  else:
+    make_inputs, train_step = _pixel_inputs, pixel_step.make_pixel_train_step(model, optimizer)
+  inputs, targets = make_inputs(config, scene, config.train.batch_size, np.random.default_rng(0))
+  state = state_lib.init_state(model, optimizer, jax.random.key(0),
+                               tuple(x[:1] for x in inputs))
+  jit = functools.partial(jax.jit, compiler_options=models.compiler_options(config.model))
+  return model, train_step, make_inputs, state, inputs, targets, jit
+
+
 def benchmark(config, steps: int = 10, warmup: int = 2, infer_batch: int = 64,
               loop_steps: int = 8) -> dict:
   """Train step (batch train.batch_size) and inference (batch infer_batch) of the config's network.
   A timed train call is `loop_steps` steps in one program (_step_loop); `steps` timed calls of
   each after `warmup` ones, median. Counted FLOPs (forward + backward per patch, docs/design.md) give
   the achieved GFLOP/s for DA-IMRN on the official scenes."""
-  name = config.model.name
-  if not families.is_neural(name):
-    raise ValueError(f"bench times networks; {name!r} is a scikit-learn baseline.")
-  scene = io.scene_of(config)
+  model, train_step, make_inputs, state, inputs, targets, jit = _step_setup(config)
   batch = config.train.batch_size
-  model = models.build_model(config.model, scene.num_classes)
-  optimizer = optim.make_optimizer(config.train)
-  rng = np.random.default_rng(0)
-  if families.family_of(name) is families.windows:
-    make_inputs, train_step = _window_inputs, step_lib.make_train_step(model, optimizer, config.train)
-  else:
-    make_inputs, train_step = _pixel_inputs, pixel_step.make_pixel_train_step(model, optimizer)
-  inputs, targets = make_inputs(config, scene, batch, rng)
-  state = state_lib.init_state(model, optimizer, jax.random.key(0),
-                               tuple(x[:1] for x in inputs))
 
   def infer(variables, inputs):
     return jnp.argmax(model.apply(variables, *inputs, train=False), -1)
 
   args = (state, *inputs, *targets)
-  loop = jax.jit(_step_loop(train_step, loop_steps), donate_argnums=0).lower(*args).compile()
+  loop = jit(_step_loop(train_step, loop_steps), donate_argnums=0).lower(*args).compile()
   train_seconds = _timed(loop, args, steps, warmup, chain=True) / loop_steps
   train_flops = _flops(train_step, args)
-  infer_inputs, _ = make_inputs(config, scene, infer_batch, rng)
+  infer_inputs, _ = make_inputs(config, io.scene_of(config), infer_batch,
+                                np.random.default_rng(1))
   infer_args = (state.variables, infer_inputs)
-  infer_seconds = _timed(jax.jit(infer).lower(*infer_args).compile(), infer_args, steps, warmup)
+  infer_seconds = _timed(jit(infer).lower(*infer_args).compile(), infer_args, steps, warmup)
   infer_flops = _flops(infer, infer_args)
   return dict(
-      scene=config.scene, model=name, num_params=state_lib.count_params(state),
+      scene=config.scene, model=config.model.name, num_params=state_lib.count_params(state),
       batch_size=batch, patches_per_s=round(batch / train_seconds, 2),
       infer_patches_per_s=round(infer_batch / infer_seconds, 2),
       train_gflop_per_patch=round(train_flops / batch / 1e9, 3),
@@ -136,6 +150,60 @@ def benchmark(config, steps: int = 10, warmup: int = 2, infer_batch: int = 64,
       device=jax.devices()[0].device_kind, num_devices=jax.device_count(),
       fast_conv=bool(config.model.fast_conv), steps=steps, loop_steps=loop_steps,
       **_counted(config, batch / train_seconds))
+
+
+def profile_step(config, loop_steps: int = 4, top: int = 25) -> dict:
+  """Where a train step's time goes, op by op: one call of the step loop (_step_loop, after a
+  warm-up call) under jax.profiler.trace, the trace read back with jax.profiler.ProfileData.
+  Returns the wall time per step, the summed op time per step by op kind (the op name without its
+  number: ynn_fusion = XNNPACK matmuls and convolutions, *_fusion = XLA's fused elementwise
+  loops), and the `top` ops by time with their output shape and the model code they come from
+  (the op's metadata). Ops of independent branches run side by side on the CPU's threads, so
+  the op times can sum to more than the wall time."""
+  _, train_step, _, state, inputs, targets, jit = _step_setup(config)
+  args = (state, *inputs, *targets)
+  loop = jit(_step_loop(train_step, loop_steps), donate_argnums=0).lower(*args).compile()
+  state = jax.block_until_ready(loop(jax.tree.map(jnp.copy, state), *args[1:]))
+  with tempfile.TemporaryDirectory() as trace_dir:
+    start = time.perf_counter()
+    with jax.profiler.trace(trace_dir):
+      jax.block_until_ready(loop(state, *args[1:]))
+    wall = time.perf_counter() - start
+    trace_file, = pathlib.Path(trace_dir).rglob("*.xplane.pb")
+    profile = jax.profiler.ProfileData.from_file(str(trace_file))
+  op_ns = collections.Counter()
+  for plane in profile.planes:
+    for line in plane.lines:
+      if line.name.startswith("tf_XLAEigen"):  # the threads that run XLA's ops
+        for event in line.events:
+          if not event.name.startswith("ThunkExecutor"):
+            op_ns[event.name] += event.duration_ns
+  ops = _op_descriptions(loop.as_text())
+  per_step = lambda ns: round(ns / 1e6 / loop_steps, 2)  # noqa: E731
+  kinds = collections.Counter()
+  for name, ns in op_ns.items():
+    kinds[re.sub(r"\.\d+$", "", name)] += ns
+  return dict(
+      scene=config.scene, model=config.model.name, batch_size=config.train.batch_size,
+      loop_steps=loop_steps, wall_ms_per_step=round(wall * 1e3 / loop_steps, 1),
+      op_ms_per_step=per_step(sum(op_ns.values())),
+      by_kind={kind: per_step(ns) for kind, ns in kinds.most_common()},
+      top_ops=[dict(op=name, ms_per_step=per_step(ns), **ops.get(name, {}))
+               for name, ns in op_ns.most_common(top)],
+      device=jax.devices()[0].device_kind)
+
+
+def _op_descriptions(program_text: str) -> dict:
+  """op name -> {shape, source} from a compiled program's text (its output type, and the jax
+  operation it was lowered from)."""
+  ops = {}
+  for line in program_text.splitlines():
+    match = re.match(r"\s*(?:ROOT )?%([\w.\-]+) = (\S+) ", line)
+    if match and match.group(1) not in ops:
+      source = re.search(r'op_name="([^"]+)"', line)
+      ops[match.group(1)] = dict(shape=match.group(2).split("{")[0],
+                                 source=source.group(1) if source else "")
+  return ops
 
 
 def _seconds(fn, repeats: int) -> float:
@@ -271,7 +339,8 @@ def step_losses(config, steps: int, ulp: bool = False) -> dict:
   examples = (2 if augment else 1) * num_windows
   order = np.asarray(step_lib.epoch_order(seeds.round_key(key, 0), examples, examples))
   sharding = NamedSharding(mesh, P("data"))
-  train_step = jax.jit(step_lib.make_train_step(model, optimizer, config.train))
+  train_step = jax.jit(step_lib.make_train_step(model, optimizer, config.train),
+                       compiler_options=models.compiler_options(config.model))
   cube = jnp.asarray(host.cube)
   losses = []
   for start in range(0, min(steps * batch, examples - batch + 1), batch):

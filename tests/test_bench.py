@@ -25,3 +25,17 @@ def test_epoch_mode_times_the_runs_epoch_and_validation(indian_pines):
   assert figures["round_s"] == pytest.approx(figures["train_s"] + figures["val_s"], abs=0.011)
   assert figures["train_patches_per_s"] == pytest.approx(
       figures["train_examples"] / figures["train_s"], rel=0.01)
+
+
+def test_profile_mode_lists_the_steps_ops_with_their_model_code():
+  """Op by op: a real trace of the step loop read back; every listed op is one of the compiled
+  program's, the network's own matmuls are among them, the kinds add up to the listed total."""
+  config = config_util.load_config(str(REPO / "configs" / "ip.py") + ":runlocal")
+  config.model.width = 0.125
+  figures = benchmark.profile_step(config, loop_steps=2, top=10)
+  assert figures["wall_ms_per_step"] > 0 and len(figures["top_ops"]) == 10
+  times = [op["ms_per_step"] for op in figures["top_ops"]]
+  assert times == sorted(times, reverse=True) and times[-1] > 0
+  assert sum(figures["by_kind"].values()) == pytest.approx(figures["op_ms_per_step"], rel=0.01)
+  assert all(op["shape"].startswith(("f32[", "s32[", "pred[", "(")) for op in figures["top_ops"])
+  assert any("DAIMRN" in op["source"] for op in figures["top_ops"])

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hsi_jax import config_util, models
+from hsi_jax import config_util, families, models, parallel
+from hsi_jax.data import split_files
 from hsi_jax.models import attention, blocks, da_imrn, layers, loop_conv
 
 from conftest import REPO
@@ -136,12 +137,15 @@ def test_loop_conv_keeps_jax_batching_off_the_cpu(monkeypatch):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
-def test_composed_branches_keep_the_parameters_and_equal_the_separate_layers():
-  """The spectral block's branches + fuse, composed into one band convolution in the fast form:
-  the same parameter tree and initial values as the plain layers, the same output and gradients."""
-  x = jnp.asarray(np.random.default_rng(5).normal(size=(2, 3, 3, 16, 8)), jnp.float32)
-  fast, plain = (blocks.MultiScaleResidualBlock(4, 8, 2, 1, ((1, 1, 3), (1, 1, 5), (1, 1, 7)),
-                                                fast=f) for f in (True, False))
+@pytest.mark.parametrize("kernels,patch", [(da_imrn.SPECTRAL_KERNELS, 3),
+                                           (da_imrn.SPATIAL_KERNELS, 8)])
+def test_composed_branches_keep_the_parameters_and_equal_the_separate_layers(kernels, patch):
+  """A block's branches + fuse in the fast form (spectral: composed into one band convolution;
+  spatial: branches and fuse on the folded band images): the same parameter tree and initial
+  values as the plain layers, the same output and gradients."""
+  x = jnp.asarray(np.random.default_rng(5).normal(size=(2, patch, patch, 16, 8)), jnp.float32)
+  fast, plain = (blocks.MultiScaleResidualBlock(4, 8, 2, 1, kernels, fast=f)
+                 for f in (True, False))
   variables = fast.init(jax.random.key(0), x, True)
   jax.tree.map(np.testing.assert_array_equal, variables, plain.init(jax.random.key(0), x, True))
 
@@ -218,3 +222,31 @@ def test_ablation_switches_remove_their_modules(switch):
     assert not any(n.startswith("sam_") for n in names)
   assert sum(v.size for v in jax.tree.leaves(variables)) < full
   assert jax.eval_shape(lambda v: model.apply(v, x), variables).shape == (1, patch, patch, classes)
+
+
+def test_da_imrn_programs_hand_convolutions_to_eigen_and_matmuls_to_xnnpack(indian_pines,
+                                                                          monkeypatch):
+  """The run's DA-IMRN programs compile with models.compiler_options on the CPU: no convolution
+  inside a YNNPACK fusion, matmuls still in them (XLA's default, without the options, puts both
+  there)."""
+  config = config_util.load_config(str(REPO / "configs" / "ip.py") + ":runlocal")
+  config.model.width = 0.125
+  config.model.ip_spatial = "multiscale"  # a (3, 3, 1) spatial branch: 2-D convolutions
+  split, _, _ = split_files.split_from_config(config, labels=indian_pines)
+  mesh = parallel.make_mesh()
+
+  def ynn_fusions():
+    program = families.family_of("da_imrn").make_program(config, indian_pines, [split], mesh)
+    states = program.init(jax.random.split(jax.random.key(0), 1))
+    text = program.val_predictions.lower(states, program.data).compile().as_text()
+    return [line for line in text.splitlines() if "__ynn_fusion" in line]
+
+  ynn = ynn_fusions()
+  assert any("dot_general" in line for line in ynn)
+  assert not any("conv_general_dilated" in line for line in ynn)
+  monkeypatch.setattr(loop_conv, "compiler_options", lambda: None)
+  assert any("conv_general_dilated" in line for line in ynn_fusions())
+  monkeypatch.undo()
+  assert models.compiler_options(config.model) == loop_conv.CPU_COMPILER_OPTIONS
+  config.model.fast_conv = False
+  assert models.compiler_options(config.model) is None

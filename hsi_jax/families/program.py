@@ -60,13 +60,13 @@ def over_seeds(fn, num_seeds: int, in_axes=0):
 
 
 def jit_over_seeds(fn, mesh: Mesh, num_seeds: int, in_axes=0, donate: bool = False,
-             out_shardings=None):
+                   out_shardings=None, compiler_options=None):
   """jit(over_seeds(fn)), the seeds axis sharded over the mesh axis `seeds`. Outputs are
   replicated unless out_shardings says otherwise (what the host reads back must be replicated on
-  a multi-host mesh)."""
+  a multi-host mesh). compiler_options: XLA's, as models.compiler_options gives them."""
   return jax.jit(over_seeds(fn, num_seeds, in_axes),
                  out_shardings=out_shardings or parallel.replicated(mesh),
-                 donate_argnums=0 if donate else ())
+                 donate_argnums=0 if donate else (), compiler_options=compiler_options)
 
 
 def pad_rows(arrays, value) -> np.ndarray:

@@ -78,11 +78,13 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
   num_seeds = len(splits)
   epoch = step_lib.make_train_epoch(model, optimizer, train_config, patch, mesh, augment, on_step)
   predict = step_lib.make_predict(model, patch, mesh, train_config.eval_batch_size)
+  options = models.compiler_options(config.model)
   val_predictions = program_lib.jit_over_seeds(
-      lambda state, data: predict(state.variables, data.cube, data.val_origins), mesh, num_seeds)
+      lambda state, data: predict(state.variables, data.cube, data.val_origins), mesh, num_seeds,
+      compiler_options=options)
   tile_predictions = program_lib.jit_over_seeds(
       lambda state, data, origins: predict(state.variables, data.cube, origins), mesh,
-      num_seeds, in_axes=(0, 0, None))
+      num_seeds, in_axes=(0, 0, None), compiler_options=options)
   val_labels = [patches.pad_scene(s.val, patch) for s in splits]
   val_origins = [splits_lib.window_origins(s.val_windows, patch) for s in splits]
 
@@ -102,7 +104,8 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
       data=data, init=program_lib.init_fn(state_lib.make_init(model, optimizer, example), mesh, num_seeds),
       train_round=program_lib.jit_over_seeds(
           epoch, mesh, num_seeds, in_axes=(0, 0, 0, None), donate=True,
-          out_shardings=(program_lib.seed_sharding(mesh), parallel.replicated(mesh))),
+          out_shardings=(program_lib.seed_sharding(mesh), parallel.replicated(mesh)),
+          compiler_options=options),
       val_predictions=val_predictions, val_accuracy=val_accuracy, predict_maps=predict_maps,
       num_rounds=train_config.epochs,
       steps_per_round=step_lib.epoch_steps(host.train_origins.shape[1], augment,

@@ -6,7 +6,7 @@ KNN / SVM, which are not networks) is hsi_jax/families' registry.
 
 from __future__ import annotations
 
-from hsi_jax.models import da_imrn, ssan
+from hsi_jax.models import da_imrn, loop_conv, ssan
 
 IP_SPATIAL = {"code": da_imrn.IP_CODE_SPATIAL_KERNELS,
               "multiscale": da_imrn.IP_MULTISCALE_SPATIAL_KERNELS}
@@ -42,6 +42,14 @@ def build_ssan(model_config, num_classes: int) -> ssan.SSAN:
 
 
 BUILDERS = {"da_imrn": build_da_imrn, **{name: build_ssan for name in ssan.VARIANTS}}
+
+
+def compiler_options(model_config) -> dict | None:
+  """XLA options for the programs that run the config's network (jax.jit's compiler_options):
+  DA-IMRN's fast convolution forms are loop_conv's (its CPU options); None otherwise."""
+  if model_config.name == "da_imrn" and model_config.fast_conv:
+    return loop_conv.compiler_options()
+  return None
 
 
 def build_model(model_config, num_classes: int):

@@ -60,17 +60,32 @@ def _spatial_conv(x, kernel, strides, padding, bias):
   over the N * B band images. The bias is added before the bands are unfolded: XLA's CPU backend
   fuses an add after that transpose (with ParallelConvs' channel concatenation) into one loop that
   ran 3x slower than the three convolutions before it (PU's spatial block)."""
-  n, h, w, b, cin = x.shape
   kh, kw = kernel.shape[:2]
-  folded = jnp.moveaxis(x, 3, 1).reshape(n * b, h, w, cin)
-  if strides == (1, 1) and kh <= h and kw <= w:
+  folded = _fold_bands(x)
+  if strides == (1, 1) and _loop_conv_fits(kernel.shape, x.shape):
     y = loop_conv.conv(folded, kernel, (_pads(kh, padding), _pads(kw, padding)))
   else:
     y = jax.lax.conv_general_dilated(folded, kernel, strides, padding,
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
   if bias is not None:
     y = y + bias
-  return jnp.moveaxis(y.reshape(n, b, *y.shape[1:]), 1, 3)
+  return _unfold_bands(y, x.shape[3])
+
+
+def _fold_bands(x):
+  """(N, H, W, B, C) -> (N * B, H, W, C): one image per patch and band."""
+  n, h, w, b, c = x.shape
+  return jnp.moveaxis(x, 3, 1).reshape(n * b, h, w, c)
+
+
+def _unfold_bands(y, bands: int):
+  """(N * B, H', W', C) -> (N, H', W', B, C), the inverse of _fold_bands."""
+  return jnp.moveaxis(y.reshape(-1, bands, *y.shape[1:]), 1, 3)
+
+
+def _loop_conv_fits(kernel_shape, x_shape) -> bool:
+  """A (kh, kw, ...) kernel is no larger than the (N, H, W, ...) images (loop_conv's domain)."""
+  return kernel_shape[0] <= x_shape[1] and kernel_shape[1] <= x_shape[2]
 
 
 def _pads(k: int, padding: str) -> tuple[int, int]:
@@ -216,6 +231,8 @@ class ParallelConvs(nn.Module):
               for i in range(len(kernels))]
     if fuse is not None and self.fast and self._composes(x.shape[-1], fuse[0].shape[-1]):
       return self._composed(x, kernels, biases, *fuse)
+    if fuse is not None and self.fast and self._folds(x.shape):
+      return self._folded(x, kernels, biases, *fuse)
     if self.fast:
       y = jnp.concatenate([conv3d_fast(x, w, (1, 1, 1), "SAME", b)
                            for w, b in zip(kernels, biases)], axis=-1)
@@ -233,6 +250,20 @@ class ParallelConvs(nn.Module):
     taps = [k[2] for k in self.kernel_sizes]
     separate = sum(taps) * cin * self.features + len(taps) * self.features * cout
     return max(taps) * cin * cout <= separate
+
+  def _folds(self, x_shape) -> bool:
+    return (all(k[2] == 1 and _loop_conv_fits(k, x_shape) for k in self.kernel_sizes)
+            and any(tuple(k[:2]) != (1, 1) for k in self.kernel_sizes))
+
+  def _folded(self, x, kernels, biases, fuse_kernel, fuse_bias):
+    """Spatial branches and the fuse, all on the folded band images: the bands are folded into the
+    batch once and unfolded once, after the fuse (fewer channels than the branches' concat), so
+    the backward pass transposes one gradient instead of one per branch and their sum."""
+    folded = _fold_bands(x)
+    y = jnp.concatenate([
+        loop_conv.conv(folded, w[:, :, 0], (_pads(w.shape[0], "SAME"), _pads(w.shape[1], "SAME")))
+        + b for w, b in zip(kernels, biases)], axis=-1)
+    return _unfold_bands(pointwise(y, fuse_kernel[0, 0, 0]) + fuse_bias, x.shape[3])
 
   def _composed(self, x, kernels, biases, fuse_kernel, fuse_bias):
     taps = max(w.shape[2] for w in kernels)
