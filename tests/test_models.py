@@ -250,3 +250,7 @@ def test_da_imrn_programs_hand_convolutions_to_eigen_and_matmuls_to_xnnpack(indi
   assert models.compiler_options(config.model) == loop_conv.CPU_COMPILER_OPTIONS
   config.model.fast_conv = False
   assert models.compiler_options(config.model) is None
+  config.model.fast_conv, config.model.ip_spatial = True, "code"  # band convolutions only
+  assert models.compiler_options(config.model) is None
+  pu = config_util.load_config(str(REPO / "configs" / "pu.py"))
+  assert models.compiler_options(pu.model) == loop_conv.CPU_COMPILER_OPTIONS

@@ -32,34 +32,29 @@ def conv3d_plain(x, kernel, strides, padding):
                                       dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
 
 
-def conv3d_fast(x, kernel, strides, padding, bias=None):
-  """Same result as conv3d_plain (+ bias (Cout,) if given), via the cheapest equivalent
-  lower-rank form."""
+def conv3d_fast(x, kernel, strides, padding):
+  """Same result as conv3d_plain, via the cheapest equivalent lower-rank form."""
   kh, kw, kb, cin, cout = kernel.shape
   n, h, w, b, _ = x.shape
   sh, sw, sb = strides
-  tiles = (kh, kw) == (sh, sw) and padding == "VALID" and h % kh == 0 and w % kw == 0
-  if kb == 1 and sb == 1 and (kh, kw) != (1, 1) and not tiles:
-    return _spatial_conv(x, kernel[:, :, 0], (sh, sw), padding, bias)
+  tiled = (kh, kw) == (sh, sw) and padding == "VALID" and h % kh == 0 and w % kw == 0
+  if kb == 1 and sb == 1 and (kh, kw) != (1, 1) and not tiled:
+    return _spatial_conv(x, kernel[:, :, 0], (sh, sw), padding)
   if (kh, kw, kb) == (1, 1, 1):
-    y = pointwise(x[:, ::sh, ::sw, ::sb], kernel[0, 0, 0])
-  elif (kh, kw) == (1, 1) and (sh, sw) == (1, 1):
-    y = _band_conv_matmul(x, kernel[0, 0], sb, padding)
-  elif kb == 1 and sb == 1:
+    return pointwise(x[:, ::sh, ::sw, ::sb], kernel[0, 0, 0])
+  if (kh, kw) == (1, 1) and (sh, sw) == (1, 1):
+    return _band_conv_matmul(x, kernel[0, 0], sb, padding)
+  if kb == 1 and sb == 1:
     # Non-overlapping spatial tiles (SAM, SCAM's coarse map): one matmul over (kh, kw, Cin).
     tiles = x.reshape(n, h // kh, kh, w // kw, kw, b, cin).transpose(0, 1, 3, 5, 2, 4, 6)
-    y = pointwise(tiles.reshape(n, h // kh, w // kw, b, kh * kw * cin),
-                  kernel.reshape(kh * kw * cin, cout))
-  else:
-    y = conv3d_plain(x, kernel, strides, padding)
-  return y if bias is None else y + bias
+    return pointwise(tiles.reshape(n, h // kh, w // kw, b, kh * kw * cin),
+                     kernel.reshape(kh * kw * cin, cout))
+  return conv3d_plain(x, kernel, strides, padding)
 
 
-def _spatial_conv(x, kernel, strides, padding, bias):
+def _spatial_conv(x, kernel, strides, padding):
   """(kh, kw, 1) convolution of x (N, H, W, B, Cin), kernel (kh, kw, Cin, Cout), as a 2-D one
-  over the N * B band images. The bias is added before the bands are unfolded: XLA's CPU backend
-  fuses an add after that transpose (with ParallelConvs' channel concatenation) into one loop that
-  ran 3x slower than the three convolutions before it (PU's spatial block)."""
+  over the N * B band images."""
   kh, kw = kernel.shape[:2]
   folded = _fold_bands(x)
   if strides == (1, 1) and _loop_conv_fits(kernel.shape, x.shape):
@@ -67,8 +62,6 @@ def _spatial_conv(x, kernel, strides, padding, bias):
   else:
     y = jax.lax.conv_general_dilated(folded, kernel, strides, padding,
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  if bias is not None:
-    y = y + bias
   return _unfold_bands(y, x.shape[3])
 
 
@@ -233,15 +226,11 @@ class ParallelConvs(nn.Module):
       return self._composed(x, kernels, biases, *fuse)
     if fuse is not None and self.fast and self._folds(x.shape):
       return self._folded(x, kernels, biases, *fuse)
-    if self.fast:
-      y = jnp.concatenate([conv3d_fast(x, w, (1, 1, 1), "SAME", b)
-                           for w, b in zip(kernels, biases)], axis=-1)
-    else:
-      y = jnp.concatenate([conv3d_plain(x, w, (1, 1, 1), "SAME") for w in kernels], axis=-1)
-      y = y + jnp.concatenate(biases)
+    conv = conv3d_fast if self.fast else conv3d_plain
+    y = jnp.concatenate([conv(x, w, (1, 1, 1), "SAME") for w in kernels], axis=-1)
+    y = y + jnp.concatenate(biases)
     if fuse is None:
       return y
-    conv = conv3d_fast if self.fast else conv3d_plain
     return conv(y, fuse[0], (1, 1, 1), "VALID") + fuse[1]
 
   def _composes(self, cin: int, cout: int) -> bool:

@@ -28,10 +28,11 @@ import numpy as np
 
 _LAYOUT = {1: ("NWC", "WIO", "NWC"), 2: ("NHWC", "HWIO", "NHWC")}
 
-# XLA's CPU options for programs built on these convolutions: XNNPACK (YNNPACK) keeps the matmuls
-# and Eigen takes the convolutions (XLA's default hands both to YNNPACK). In a training loop,
-# Eigen ran PU's 7 x 7 spatial convolution (1,648 8 x 8 images, 64 -> 32 channels) in 130 ms
-# against 280 ms; handing the matmuls to Eigen too made IP's step 20 % slower. The kernel
+# XLA's CPU options for programs built on 2-D convolutions of this module: XNNPACK (YNNPACK) keeps
+# the matmuls and Eigen takes the convolutions (XLA's default hands both to YNNPACK). In a
+# training loop, Eigen ran PU's 7 x 7 spatial convolution (1,648 8 x 8 images, 64 -> 32 channels)
+# in 130 ms against 280 ms; handing the matmuls to Eigen too made IP's step 20 % slower, and so
+# did Eigen's 1-D band convolutions (models.compiler_options picks the networks). The kernel
 # gradients that make Eigen slow inside loops (jax-ml/jax#12868) are never emitted: this module
 # writes its own.
 CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
