@@ -171,14 +171,13 @@ def profile_step(config, loop_steps: int = 4, top: int = 25) -> dict:
     wall = time.perf_counter() - start
     trace_file, = pathlib.Path(trace_dir).rglob("*.xplane.pb")
     profile = jax.profiler.ProfileData.from_file(str(trace_file))
-  op_ns = collections.Counter()
+  ops = _op_descriptions(loop.as_text())
+  op_ns = collections.Counter()  # events named after the program's ops (not the runtime's own)
   for plane in profile.planes:
     for line in plane.lines:
-      if line.name.startswith("tf_XLAEigen"):  # the threads that run XLA's ops
-        for event in line.events:
-          if not event.name.startswith("ThunkExecutor"):
-            op_ns[event.name] += event.duration_ns
-  ops = _op_descriptions(loop.as_text())
+      for event in line.events:
+        if event.name in ops:
+          op_ns[event.name] += event.duration_ns
   per_step = lambda ns: round(ns / 1e6 / loop_steps, 2)  # noqa: E731
   kinds = collections.Counter()
   for name, ns in op_ns.items():
@@ -188,7 +187,7 @@ def profile_step(config, loop_steps: int = 4, top: int = 25) -> dict:
       loop_steps=loop_steps, wall_ms_per_step=round(wall * 1e3 / loop_steps, 1),
       op_ms_per_step=per_step(sum(op_ns.values())),
       by_kind={kind: per_step(ns) for kind, ns in kinds.most_common()},
-      top_ops=[dict(op=name, ms_per_step=per_step(ns), **ops.get(name, {}))
+      top_ops=[dict(op=name, ms_per_step=per_step(ns), **ops[name])
                for name, ns in op_ns.most_common(top)],
       device=jax.devices()[0].device_kind)
 
