@@ -104,7 +104,7 @@ def _kernel_grad_2d(x, grad, kernel_shape, padding):
   grad[p + lo - t], one matmul per tap t with grad's window read from a zero-padded copy (grad
   has the fewer channels in DA-IMRN's spatial branches, Cin -> Cin / 2).
 
-  XLA's CPU backend copies each window before its matmul, and those copies ran at 1-4 GB/s over
+  XLA's CPU backend copies each window before its matmul, and those copies ran at 0.7-4 GB/s over
   PU's 27 MB stage-0 activations (more time than all the convolutions), so on the CPU the batch is
   cut into chunks of about KERNEL_GRAD_CHUNK_BYTES of x, summed under lax.scan, and a chunk's
   windows are copied in cache. (XLA's own convolution for this contraction ran at ~6 GFLOP/s
