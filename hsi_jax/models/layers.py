@@ -5,8 +5,7 @@ bias), so parameter counts and checkpoints match the Keras model; only the compu
 (docs/design.md, "Performance notes"):
   (1, 1, 1)  -> a matmul over channels (a band stride is a slice),
   (1, 1, k)  -> a 1-D convolution along the bands with the pixels folded into the batch
-                (loop_conv); when k > B, one matmul with the banded (B Cin, B' Cout) matrix
-                of the taps (stride 1) or over k shifted copies (im2col, strided),
+                (loop_conv; an im2col matmul when k > B),
   (k, k, 1) with stride k, valid -> a matmul over each non-overlapping k x k tile,
   (k, k, 1)  -> a 2-D convolution over space with the bands folded into the batch (loop_conv),
   otherwise  -> the plain 3-D convolution.
@@ -96,9 +95,8 @@ def _band_conv_matmul(x, kernel, stride: int, padding: str):
   """(1, 1, k) convolution along the bands, x (N, H, W, B, Cin), kernel (k, Cin, Cout).
 
   Stride 1 and k <= B: loop_conv.conv (1-D convolutions over the pixels, own gradient).
-  Stride 1 and k > B: one matmul with the banded matrix (_banded_matrix), B instead of k taps per
-  output band. Otherwise one matmul over k shifted copies (im2col). The taps of a 'SAME' kernel
-  that can only meet padding (those beyond B - 1 bands from the centre) are dropped first.
+  Otherwise one matmul over k shifted copies (im2col), after dropping the taps of a 'SAME' kernel
+  that can only meet padding (those beyond B - 1 bands from the centre).
   """
   k, cin, cout = kernel.shape
   bands = x.shape[3]
@@ -115,25 +113,9 @@ def _band_conv_matmul(x, kernel, stride: int, padding: str):
   if stride == 1 and k <= bands:
     y = loop_conv.conv(x.reshape(-1, bands, cin), kernel, ((lo, hi),))
     return y.reshape(*x.shape[:3], out, cout)
-  if stride == 1:
-    y = pointwise(x.reshape(*x.shape[:3], bands * cin), _banded_matrix(kernel, bands, out, lo))
-    return y.reshape(*x.shape[:3], out, cout)
   x = jnp.pad(x, [(0, 0)] * 3 + [(lo, hi), (0, 0)])
   shifted = [x[:, :, :, i:i + (out - 1) * stride + 1:stride] for i in range(k)]
   return pointwise(jnp.concatenate(shifted, axis=-1), kernel.reshape(k * cin, cout))
-
-
-def _banded_matrix(kernel, bands: int, out: int, lo: int):
-  """The stride-1 band convolution with kernel (k, Cin, Cout) and `lo` bands of padding before
-  as one (bands * Cin, out * Cout) matrix: block (b, o) is tap b - o + lo (zero where no tap).
-  Built from static slices of the reversed, zero-padded taps (its gradient is their sum: no
-  gather or scatter), row blocks in the input's (band, channel) order, so that
-  x (..., bands * Cin) @ matrix is the convolution without a copy of x."""
-  k, cin, cout = kernel.shape
-  # taps[:, j] = tap k - 1 - (j - (bands - 1)): block (b, o) is taps[:, start_b + o]
-  taps = jnp.pad(jnp.swapaxes(kernel[::-1], 0, 1), [(0, 0), (bands - 1, out - 1), (0, 0)])
-  rows = [taps[:, k + bands - 2 - lo - b:k + bands - 2 - lo - b + out] for b in range(bands)]
-  return jnp.stack(rows).reshape(bands * cin, out * cout)
 
 
 def conv2d_same_matmul(x, kernel):
@@ -211,12 +193,8 @@ class ConvWeights(nn.Module):
 
 
 def _centred(kernel, taps: int):
-  """(1, 1, k, Cin, Cout) band kernel zero-padded or cropped to `taps` band taps, centred (odd k,
-  taps)."""
-  k = kernel.shape[2]
-  if taps < k:
-    return kernel[:, :, (k - taps) // 2:(k + taps) // 2]
-  pad = (taps - k) // 2
+  """(1, 1, k, Cin, Cout) band kernel zero-padded to `taps` band taps, centred (odd k, taps)."""
+  pad = (taps - kernel.shape[2]) // 2
   return jnp.pad(kernel, [(0, 0), (0, 0), (pad, pad), (0, 0), (0, 0)])
 
 
@@ -232,10 +210,7 @@ class ParallelConvs(nn.Module):
   no activation between them): one (1, 1, max k) convolution Cin -> Cout whose tap t is
   sum_i W_i[t] @ Wfuse_i, when it costs no more multiply-adds per position (max k * Cin * Cout
   against sum k_i * Cin * features + n * features * Cout; for the spectral blocks 7 C^2 against
-  9 C^2; a kernel longer than the B bands counts B taps, what conv3d_fast multiplies). The
-  composed kernel is made from the parameters at every call (batch-independent), as one matmul of
-  the branch kernels side by side with the fuse kernel, and only from the taps that can meet the
-  input (within B - 1 bands of the centre).
+  9 C^2). The composed kernel is made from the parameters at every call (batch-independent).
   """
   features: int
   kernel_sizes: Sequence[Sequence[int]]
@@ -247,7 +222,7 @@ class ParallelConvs(nn.Module):
                for i, k in enumerate(self.kernel_sizes)]
     biases = [self.param(f"bias_{i}", nn.initializers.zeros, (self.features,))
               for i in range(len(kernels))]
-    if fuse is not None and self.fast and self._composes(x.shape, fuse[0].shape[-1]):
+    if fuse is not None and self.fast and self._composes(x.shape[-1], fuse[0].shape[-1]):
       return self._composed(x, kernels, biases, *fuse)
     if fuse is not None and self.fast and self._folds(x.shape):
       return self._folded(x, kernels, biases, *fuse)
@@ -258,11 +233,10 @@ class ParallelConvs(nn.Module):
       return y
     return conv(y, fuse[0], (1, 1, 1), "VALID") + fuse[1]
 
-  def _composes(self, x_shape, cout: int) -> bool:
+  def _composes(self, cin: int, cout: int) -> bool:
     if not all(tuple(k[:2]) == (1, 1) and k[2] % 2 for k in self.kernel_sizes):
       return False
-    bands, cin = x_shape[3:]
-    taps = [min(k[2], bands) for k in self.kernel_sizes]  # multiplied per output band
+    taps = [k[2] for k in self.kernel_sizes]
     separate = sum(taps) * cin * self.features + len(taps) * self.features * cout
     return max(taps) * cin * cout <= separate
 
@@ -281,10 +255,11 @@ class ParallelConvs(nn.Module):
     return _unfold_bands(pointwise(y, fuse_kernel[0, 0, 0]) + fuse_bias, x.shape[3])
 
   def _composed(self, x, kernels, biases, fuse_kernel, fuse_bias):
-    taps = min(max(w.shape[2] for w in kernels), 2 * x.shape[3] - 1)
-    branches = jnp.concatenate([_centred(w, taps) for w in kernels], axis=-1)  # (.., Cin, n F)
-    kernel = pointwise(branches, fuse_kernel[0, 0, 0])  # (1, 1, taps, Cin, Cout)
-    bias = jnp.concatenate(biases) @ fuse_kernel[0, 0, 0] + fuse_bias
+    taps = max(w.shape[2] for w in kernels)
+    parts = jnp.split(fuse_kernel[0, 0, 0], len(kernels))  # Wfuse_i (features, Cout)
+    kernel = sum(jnp.einsum("abtcf,fo->abtco", _centred(w, taps), part)
+                 for w, part in zip(kernels, parts))
+    bias = sum(b @ part for b, part in zip(biases, parts)) + fuse_bias
     return conv3d_fast(x, kernel, (1, 1, 1), "SAME") + bias
 
 
