@@ -17,6 +17,7 @@ import re
 import statistics
 import tempfile
 import time
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -98,10 +99,19 @@ def _pixel_inputs(config, scene, batch, rng):
   return (spectrum, patch), (classes, jax.random.key(1))
 
 
-def _step_setup(config):
+class _StepSetup(NamedTuple):
+  model: Any
+  train_step: Callable  # (state, *inputs, *targets) -> (state, metrics)
+  make_inputs: Callable  # (config, scene, batch, rng) -> (inputs, targets)
+  state: Any
+  inputs: tuple
+  targets: tuple
+  jit: Callable  # jax.jit with the run's compiler options
+
+
+def _step_setup(config) -> _StepSetup:
   """The config's network, state and one random batch (random inputs of the scene's shape), and
-  jax.jit with the run's compiler options: (model, train_step, make_inputs, state, inputs,
-  targets, jit)."""
+  jax.jit with the run's compiler options."""
   name = config.model.name
   if not families.is_neural(name):
     raise ValueError(f"bench times networks; {name!r} is a scikit-learn baseline.")
@@ -116,7 +126,7 @@ def _step_setup(config):
   state = state_lib.init_state(model, optimizer, jax.random.key(0),
                                tuple(x[:1] for x in inputs))
   jit = functools.partial(jax.jit, compiler_options=models.compiler_options(config.model))
-  return model, train_step, make_inputs, state, inputs, targets, jit
+  return _StepSetup(model, train_step, make_inputs, state, inputs, targets, jit)
 
 
 def benchmark(config, steps: int = 10, warmup: int = 2, infer_batch: int = 64,
@@ -125,23 +135,25 @@ def benchmark(config, steps: int = 10, warmup: int = 2, infer_batch: int = 64,
   A timed train call is `loop_steps` steps in one program (_step_loop); `steps` timed calls of
   each after `warmup` ones, median. Counted FLOPs (forward + backward per patch, docs/design.md) give
   the achieved GFLOP/s for DA-IMRN on the official scenes."""
-  model, train_step, make_inputs, state, inputs, targets, jit = _step_setup(config)
+  setup = _step_setup(config)
   batch = config.train.batch_size
 
   def infer(variables, inputs):
-    return jnp.argmax(model.apply(variables, *inputs, train=False), -1)
+    return jnp.argmax(setup.model.apply(variables, *inputs, train=False), -1)
 
-  args = (state, *inputs, *targets)
-  loop = jit(_step_loop(train_step, loop_steps), donate_argnums=0).lower(*args).compile()
+  args = (setup.state, *setup.inputs, *setup.targets)
+  loop = setup.jit(_step_loop(setup.train_step, loop_steps), donate_argnums=0)
+  loop = loop.lower(*args).compile()
   train_seconds = _timed(loop, args, steps, warmup, chain=True) / loop_steps
-  train_flops = _flops(train_step, args)
-  infer_inputs, _ = make_inputs(config, io.scene_of(config), infer_batch,
-                                np.random.default_rng(1))
-  infer_args = (state.variables, infer_inputs)
-  infer_seconds = _timed(jit(infer).lower(*infer_args).compile(), infer_args, steps, warmup)
+  train_flops = _flops(setup.train_step, args)
+  infer_inputs, _ = setup.make_inputs(config, io.scene_of(config), infer_batch,
+                                      np.random.default_rng(1))
+  infer_args = (setup.state.variables, infer_inputs)
+  infer_seconds = _timed(setup.jit(infer).lower(*infer_args).compile(), infer_args, steps,
+                         warmup)
   infer_flops = _flops(infer, infer_args)
   return dict(
-      scene=config.scene, model=config.model.name, num_params=state_lib.count_params(state),
+      scene=config.scene, model=config.model.name, num_params=state_lib.count_params(setup.state),
       batch_size=batch, patches_per_s=round(batch / train_seconds, 2),
       infer_patches_per_s=round(infer_batch / infer_seconds, 2),
       train_gflop_per_patch=round(train_flops / batch / 1e9, 3),
@@ -160,10 +172,11 @@ def profile_step(config, loop_steps: int = 4, top: int = 25) -> dict:
   loops), and the `top` ops by time with their output shape and the model code they come from
   (the op's metadata). Ops of independent branches run side by side on the CPU's threads, so
   the op times can sum to more than the wall time."""
-  _, train_step, _, state, inputs, targets, jit = _step_setup(config)
-  args = (state, *inputs, *targets)
-  loop = jit(_step_loop(train_step, loop_steps), donate_argnums=0).lower(*args).compile()
-  state = jax.block_until_ready(loop(jax.tree.map(jnp.copy, state), *args[1:]))
+  setup = _step_setup(config)
+  args = (setup.state, *setup.inputs, *setup.targets)
+  loop = setup.jit(_step_loop(setup.train_step, loop_steps), donate_argnums=0)
+  loop = loop.lower(*args).compile()
+  state = jax.block_until_ready(loop(jax.tree.map(jnp.copy, setup.state), *args[1:]))
   with tempfile.TemporaryDirectory() as trace_dir:
     start = time.perf_counter()
     with jax.profiler.trace(trace_dir):
@@ -203,6 +216,21 @@ def _op_descriptions(program_text: str) -> dict:
       ops[match.group(1)] = dict(shape=match.group(2).split("{")[0],
                                  source=source.group(1) if source else "")
   return ops
+
+
+def matmul_ceiling(sizes=(512, 1024, 2048), repeats: int = 10) -> dict:
+  """The device's float32 matmul rate on square n x n matrices (XLA's FLOPs, 2 n^3, over the
+  median time of a call): the ceiling for a network's achieved GFLOP/s on this device, and with
+  a program's FLOPs the least time any schedule of it can take."""
+  rng = np.random.default_rng(0)
+  rates = {}
+  for n in sizes:
+    a, b = (jnp.asarray(rng.normal(size=(n, n)), jnp.float32) for _ in range(2))
+    matmul = jax.jit(jnp.matmul).lower(a, b).compile()
+    seconds = _timed(matmul, (a, b), repeats, warmup=2)
+    rates[str(n)] = round(_flops(jnp.matmul, (a, b)) / seconds / 1e9, 1)
+  return dict(matmul_gflop_per_s=rates, best_gflop_per_s=max(rates.values()),
+              device=jax.devices()[0].device_kind, num_devices=1)
 
 
 def _seconds(fn, repeats: int) -> float:

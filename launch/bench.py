@@ -10,6 +10,7 @@ r"""Prints one JSON line of benchmark figures for a config.
   python launch/bench.py --config=configs/ip.py --mode=inference      # full-scene map time
   python launch/bench.py --config=configs/ip.py:runlocal --mode=drift --steps=112 [--ulp]
                          # per-step losses of epoch 1: compare 1 vs N devices, or with --ulp
+  python launch/bench.py --config=configs/ip.py --mode=ceiling     # the device's f32 matmul GFLOP/s
   XLA_FLAGS=--xla_force_host_platform_device_count=8 python launch/bench.py ...   # N devices
 """
 
@@ -22,7 +23,8 @@ from hsi_jax import benchmark, cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/pu.py.")
 _MODE = flags.DEFINE_enum("mode", "step",
-                          ["step", "profile", "epoch", "seeds", "split", "inference", "drift"],
+                          ["step", "profile", "epoch", "seeds", "split", "inference", "drift",
+                           "ceiling"],
                           "What to time (profile: op by op; drift: per-step losses of the first "
                           "epoch, not a time).")
 _ULP = flags.DEFINE_bool("ulp", False, "drift mode: initial parameters moved up by one ULP.")
@@ -52,6 +54,8 @@ def main(argv):
     figures = benchmark.benchmark_split(config)
   elif _MODE.value == "inference":
     figures = benchmark.benchmark_inference(config)
+  elif _MODE.value == "ceiling":
+    figures = benchmark.matmul_ceiling()
   else:
     figures = benchmark.step_losses(config, _STEPS.value, _ULP.value)
   print(json.dumps(figures))

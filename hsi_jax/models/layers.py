@@ -55,14 +55,17 @@ def conv3d_fast(x, kernel, strides, padding):
 def _spatial_conv(x, kernel, strides, padding):
   """(kh, kw, 1) convolution of x (N, H, W, B, Cin), kernel (kh, kw, Cin, Cout), as a 2-D one
   over the N * B band images."""
+  return _unfold_bands(_image_conv(_fold_bands(x), kernel, strides, padding), x.shape[3])
+
+
+def _image_conv(images, kernel, strides, padding):
+  """2-D convolution of folded band images (N * B, H, W, Cin) with kernel (kh, kw, Cin, Cout):
+  loop_conv at stride 1 for a kernel no larger than the images, else XLA's own."""
   kh, kw = kernel.shape[:2]
-  folded = _fold_bands(x)
-  if strides == (1, 1) and _loop_conv_fits(kernel.shape, x.shape):
-    y = loop_conv.conv(folded, kernel, (_pads(kh, padding), _pads(kw, padding)))
-  else:
-    y = jax.lax.conv_general_dilated(folded, kernel, strides, padding,
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
-  return _unfold_bands(y, x.shape[3])
+  if strides == (1, 1) and _loop_conv_fits(kernel.shape, images.shape):
+    return loop_conv.conv(images, kernel, (_pads(kh, padding), _pads(kw, padding)))
+  return jax.lax.conv_general_dilated(images, kernel, strides, padding,
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 def _fold_bands(x):
@@ -249,9 +252,8 @@ class ParallelConvs(nn.Module):
     batch once and unfolded once, after the fuse (fewer channels than the branches' concat), so
     the backward pass transposes one gradient instead of one per branch and their sum."""
     folded = _fold_bands(x)
-    y = jnp.concatenate([
-        loop_conv.conv(folded, w[:, :, 0], (_pads(w.shape[0], "SAME"), _pads(w.shape[1], "SAME")))
-        + b for w, b in zip(kernels, biases)], axis=-1)
+    y = jnp.concatenate([_image_conv(folded, w[:, :, 0], (1, 1), "SAME") + b
+                         for w, b in zip(kernels, biases)], axis=-1)
     return _unfold_bands(pointwise(y, fuse_kernel[0, 0, 0]) + fuse_bias, x.shape[3])
 
   def _composed(self, x, kernels, biases, fuse_kernel, fuse_bias):
