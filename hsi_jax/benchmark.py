@@ -129,6 +129,14 @@ def _step_setup(config) -> _StepSetup:
   return _StepSetup(model, train_step, make_inputs, state, inputs, targets, jit)
 
 
+def _compiled_step_loop(setup: _StepSetup, loop_steps: int):
+  """(the compiled loop of `loop_steps` train steps with the state donated, its arguments
+  (state, *inputs, *targets))."""
+  args = (setup.state, *setup.inputs, *setup.targets)
+  loop = setup.jit(_step_loop(setup.train_step, loop_steps), donate_argnums=0)
+  return loop.lower(*args).compile(), args
+
+
 def benchmark(config, steps: int = 10, warmup: int = 2, infer_batch: int = 64,
               loop_steps: int = 8) -> dict:
   """Train step (batch train.batch_size) and inference (batch infer_batch) of the config's network.
@@ -141,9 +149,7 @@ def benchmark(config, steps: int = 10, warmup: int = 2, infer_batch: int = 64,
   def infer(variables, inputs):
     return jnp.argmax(setup.model.apply(variables, *inputs, train=False), -1)
 
-  args = (setup.state, *setup.inputs, *setup.targets)
-  loop = setup.jit(_step_loop(setup.train_step, loop_steps), donate_argnums=0)
-  loop = loop.lower(*args).compile()
+  loop, args = _compiled_step_loop(setup, loop_steps)
   train_seconds = _timed(loop, args, steps, warmup, chain=True) / loop_steps
   train_flops = _flops(setup.train_step, args)
   infer_inputs, _ = setup.make_inputs(config, io.scene_of(config), infer_batch,
@@ -173,9 +179,7 @@ def profile_step(config, loop_steps: int = 4, top: int = 25) -> dict:
   (the op's metadata). Ops of independent branches run side by side on the CPU's threads, so
   the op times can sum to more than the wall time."""
   setup = _step_setup(config)
-  args = (setup.state, *setup.inputs, *setup.targets)
-  loop = setup.jit(_step_loop(setup.train_step, loop_steps), donate_argnums=0)
-  loop = loop.lower(*args).compile()
+  loop, args = _compiled_step_loop(setup, loop_steps)
   state = jax.block_until_ready(loop(jax.tree.map(jnp.copy, setup.state), *args[1:]))
   with tempfile.TemporaryDirectory() as trace_dir:
     start = time.perf_counter()
