@@ -125,6 +125,10 @@ def split_config(protocol: str, *, block: int, patch: int, pixel_ratio: float, v
       # A file of the user's own train / test (/ val) maps (.npz or .mat, the ground truth's class
       # ids): the run uses exactly those sets instead of drawing a split (data/split_files.py).
       file="",
+      # A complete split.npz made elsewhere (our format; e.g. the DA-IMRN paper's partitions),
+      # used exactly as given and checked on load; "{partition}" in the path is filled with the
+      # partition, so seeds_over="partitions" runs several files in one program.
+      npz="",
   ))
 
 

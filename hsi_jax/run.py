@@ -34,7 +34,7 @@ from hsi_jax import checkpoint, families, fileutil, parallel, seeds, validate
 from hsi_jax import workdir as workdir_lib
 from hsi_jax.data import custom, io, split_files, splits as splits_lib
 from hsi_jax.evaluate import metrics as metrics_lib
-from hsi_jax.families import classical
+from hsi_jax.families import classical, windows
 from hsi_jax.train import optim, progress, state as state_lib
 
 def say(message: str) -> None:
@@ -90,7 +90,8 @@ def run(config, workdir) -> dict:
     say(line)
   for warning in scene.warnings:
     say(f"warning: {warning}")
-  splits = [split_files.split_from_config(c, labels=scene)[0] for c in configs]
+  splits = [split_files.split_from_config(c, labels=scene, windowed=family is windows)[0]
+            for c in configs]
   input_warnings = []  # per run: the scene's and its split's, said now and kept in results.json
   for k, (single, split) in enumerate(zip(configs, splits)):
     prefix = f"seed{k} (model seed {single.seed}) " if len(configs) > 1 else ""
@@ -115,9 +116,10 @@ def run(config, workdir) -> dict:
     for warning in single_run["warnings"]:
       say("warning: " + (f"seed{k}: " if len(runs) > 1 else "") + warning)
     single_run["warnings"] = before + single_run["warnings"]
-    if split.info["protocol"] == "file":  # the user's masks: which file, and how leaky
+    if split.info["protocol"] in ("file", "npz"):  # a split from a file: which, how leaky
       single_run["split_file"] = {key: split.info[key] for key in
-                                  ("file", "file_sha256", "val_from_train", "patch", "leakage")}
+                                  ("file", "file_sha256", "val_from_train", "patch", "leakage")
+                                  if key in split.info}
   if len(runs) == 1:
     results = runs[0]
   else:

@@ -13,7 +13,7 @@ import jax
 
 from hsi_jax import families, models, seeds
 from hsi_jax.config_util import ConfigError
-from hsi_jax.data import pixel_inputs, scenes, splits
+from hsi_jax.data import pixel_inputs, scenes, split_files, splits
 from hsi_jax.families import windows
 from hsi_jax.train import optim, step
 
@@ -77,6 +77,20 @@ def validate(config) -> None:
     if has("seeds_over") and config.seeds_over == "partitions" and config.num_seeds > 1:
       problems.append("seeds_over='partitions' draws several partitions, but split.file fixes "
                       "the split: use seeds_over='init' (model seeds) with a split file")
+  if has("split.npz") and config.split.npz:
+    if has("split.file") and config.split.file:
+      problems.append("split.npz and split.file both give the split: set one of them")
+    many = has("seeds_over") and config.seeds_over == "partitions" and config.num_seeds > 1
+    if many and "{partition}" not in config.split.npz:
+      problems.append("seeds_over='partitions' runs several partitions, but split.npz names one "
+                      "file: put {partition} in the path (.../IP_{partition}/split.npz)")
+    partitions = range(config.partition, config.partition + (config.num_seeds if many else 1))
+    for partition in partitions:
+      path = split_files.npz_path(config.split.npz, partition)
+      if not path.is_file():
+        problems.append(f"split.npz={config.split.npz!r}: no file at {path} (partition "
+                        f"{partition})")
+        break
   check("partition", *integer(0))
   check("seed", *integer(0))
   check("num_seeds", *integer(1))

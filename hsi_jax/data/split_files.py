@@ -20,18 +20,23 @@ VAL_SHARE = 0.1  # of each class's training pixels, for a split file without a v
 
 
 def split_from_config(config, partition: Optional[int] = None,
-                      labels: Optional[io.SceneData] = None):
+                      labels: Optional[io.SceneData] = None, windowed: bool = True):
   """(split, labels, seconds): the config's scene ground truth split as partition `partition`
   (default config.partition; partition k is drawn with seed k), or the user's masks of
   config.split.file (split_from_file).
 
+  `windowed`: the model's inputs are the split's windows (DA-IMRN), so a split.npz's windows must
+  be split.patch wide; a pixel model (False) takes a split.npz's maps and training region only.
   Needs only the ground truth (read from disk unless `labels` is given), so PU / SV splits work
   without their cubes.
   """
   labels = labels or io.load_config_labels(config)
   partition = config.partition if partition is None else partition
   start = time.perf_counter()
-  if config.split.get("file"):
+  if config.split.get("npz"):
+    split = split_from_npz(npz_path(config.split.npz, partition), labels, config.split.patch,
+                           partition, check_patch=windowed)
+  elif config.split.get("file"):
     split = split_from_file(config.split.file, labels, config.split.patch, partition)
   else:
     protocol, params = splits.params_from_config(config.split)
@@ -111,9 +116,100 @@ def split_from_file(path, labels: io.SceneData, patch: int, partition: int) -> s
   return split
 
 
+def npz_path(template: str, partition: int) -> pathlib.Path:
+  """The split.npz of `partition`: `template` with `{partition}` filled in (split.npz)."""
+  return pathlib.Path(template.replace("{partition}", str(partition))).expanduser()
+
+
+def split_from_npz(path, labels: io.SceneData, patch: int, partition: int,
+                   check_patch: bool = True) -> splits.Split:
+  """A complete split made elsewhere (our split.npz format), used exactly as given: training
+  windows, flips, per-window labels, validation windows (duplicates kept), test tiles and maps
+  (protocol "npz"). Checked before use, each failure one SplitError: the maps' shape against the
+  scene, every label (maps and per-window labels) against the ground truth, no pixel in two of
+  train / val / test, every window inside the scene, flips in {-1, 0, 1}, train / val windows
+  `patch` x `patch` (when `check_patch`: the windows family's input), and the leakage audit (no
+  val / test pixel inside a training window). split.info records the file's sha256."""
+  path = pathlib.Path(path)
+  split = load_split(path)
+  scene_shape = labels.gt.shape
+  if split.train.shape != scene_shape or any(getattr(split, name).shape != scene_shape
+                                             for name in splits.MAP_NAMES):
+    shapes = ", ".join(f"{name} {getattr(split, name).shape}" for name in splits.MAP_NAMES)
+    raise splits.SplitError(f"{path}: its maps ({shapes}) are not the scene's {scene_shape[0]}x"
+                            f"{scene_shape[1]} pixels; the split must be made on this scene.")
+  gt = labels.gt
+  for name in splits.MAP_NAMES:
+    labels_map = getattr(split, name)
+    wrong = (labels_map > 0) & (labels_map != gt)
+    if wrong.any():
+      row, col = np.argwhere(wrong)[0]
+      raise splits.SplitError(f"{path}: {name!r} disagrees with the ground truth at {wrong.sum()} "
+                              f"pixels (first: row {row}, col {col}: {labels_map[row, col]} "
+                              f"against {gt[row, col]}); the split's maps hold class ids "
+                              f"1..{labels.num_classes} of this scene's ground truth.")
+  for first, second in (("train", "val"), ("train", "test"), ("val", "test"), ("leaked", "val"),
+                        ("leaked", "test")):
+    both = np.count_nonzero((getattr(split, first) > 0) & (getattr(split, second) > 0))
+    if both:
+      raise splits.SplitError(f"{path}: {both} pixels are in both {first!r} and {second!r}; "
+                              "each pixel may be in one set only.")
+  windows = {}
+  for name in splits.WINDOW_NAMES:
+    try:
+      windows[name] = audit.check_windows(getattr(split, name), scene_shape, f"{path}: {name!r}")
+    except io.DataError as error:
+      raise splits.SplitError(str(error)) from None
+  num_train = len(windows["train_windows"])
+  if split.train_flips.shape != (num_train,) or not np.isin(split.train_flips, (-1, 0, 1)).all():
+    raise splits.SplitError(f"{path}: 'train_flips' must hold one of -1 (no copy), 0 (up-down), "
+                            f"1 (left-right) per training window ({num_train}), got shape "
+                            f"{split.train_flips.shape} with values "
+                            f"{np.unique(split.train_flips).tolist()[:5]}.")
+  if check_patch:
+    for name in ("train_windows", "val_windows"):
+      sides = np.concatenate([windows[name][:, 2] - windows[name][:, 0],
+                              windows[name][:, 3] - windows[name][:, 1]])
+      if (sides != patch).any():
+        raise splits.SplitError(f"{path}: {name!r} are {'/'.join(map(str, np.unique(sides)))} "
+                                f"pixels wide, the model's input patch is {patch} "
+                                f"(split.patch): the split was made for another patch size.")
+  window_labels = split.train_window_labels
+  if window_labels.shape != (num_train, patch, patch) and check_patch:
+    raise splits.SplitError(f"{path}: 'train_window_labels' has shape {window_labels.shape}, "
+                            f"expected ({num_train}, {patch}, {patch}): one label patch per "
+                            "training window.")
+  if check_patch:
+    truth = splits.map_window_labels(gt, windows["train_windows"], patch)
+    wrong = (window_labels > 0) & (window_labels != truth)
+    if wrong.any():
+      index = int(np.argwhere(wrong)[0][0])
+      raise splits.SplitError(f"{path}: 'train_window_labels' disagree with the ground truth at "
+                              f"{wrong.sum()} pixels (first in training window {index}, "
+                              f"{windows['train_windows'][index].tolist()}); each window's labels "
+                              "must be the ground truth's or 0.")
+  report = audit.audit(windows["train_windows"], {"val": split.val, "test": split.test},
+                       labels.num_classes)
+  inside = {name: r["inside_total"] for name, r in report.items() if r["inside_total"]}
+  if inside:
+    counts = " and ".join(f"{n:,} {name}" for name, n in inside.items())
+    raise splits.SplitError(f"{path}: {counts} pixels lie inside training windows; a split used "
+                            "as given must be leakage-free (launch/audit_split.py lists them).")
+  info = dict(protocol="npz", partition=int(partition), file=str(path),
+              file_sha256=hashlib.sha256(path.read_bytes()).hexdigest(), patch=int(patch),
+              leakage={name: dict(inside=r["inside_total"], total=r["total_pixels"],
+                                  fraction=r["fraction"]) for name, r in report.items()})
+  arrays = {name: getattr(split, name).astype(np.int32) for name in splits.ARRAY_NAMES}
+  arrays["train_flips"] = split.train_flips.astype(np.int8)
+  return splits.Split(info=info, **arrays)
+
+
 def file_lines(split: splits.Split) -> list[str]:
   """What a run on a split file says about it: the file, the val pixels' origin, the audit."""
   info = split.info
+  if info.get("protocol") == "npz":
+    return [f"split as given in {info['file']} (sha256 {info['file_sha256'][:16]}): 0 val / test "
+            "pixels inside training windows"]
   if info.get("protocol") != "file":
     return []
   test = info["leakage"]["test"]
