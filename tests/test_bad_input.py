@@ -121,6 +121,34 @@ def _write_split_files(root: pathlib.Path) -> None:
   (root / "three_names.txt").write_text("a\nb\nc\n")
   scipy.io.savemat(root / "custom_two_bands.mat", {"radiance": custom["cube_array"][..., :2]})
   np.savez(root / "masks_no_test_pixel.npz", train=train, test=np.zeros_like(test))
+  _write_split_npz_files(root, gt)
+
+
+def _write_split_npz_files(root: pathlib.Path, gt: np.ndarray) -> None:
+  """F/npz_*.npz: a complete IP split.npz (ours, partition 1) and copies with one mistake each."""
+  config = config_util.load_config(str(REPO / "configs" / "ip.py"))
+  protocol, params = splits.params_from_config(config.split)
+  arrays = splits.make_split(gt, 16, 1, protocol, params).arrays()
+
+  def save(name, **changes):
+    np.savez(root / f"{name}.npz", **dict(arrays, **changes))
+
+  save("npz_ok")
+  windows = arrays["train_windows"]
+  test = arrays["test"].copy()  # a labelled pixel of the first training window made a test pixel
+  r0, c0, r1, c1 = windows[0]
+  row, col = np.argwhere(gt[r0:r1, c0:c1] > 0)[0] + (r0, c0)
+  test[row, col] = gt[row, col]
+  train, leaked = arrays["train"].copy(), arrays["leaked"].copy()
+  train[row, col] = leaked[row, col] = 0
+  save("npz_leaky", test=test, train=train, leaked=leaked)
+  wrong = arrays["test"].copy()
+  row, col = np.argwhere(wrong == 2)[0]
+  wrong[row, col] = 3
+  save("npz_wrong_label", test=wrong)
+  outside = windows.copy()
+  outside[3] = [143, 143, 147, 147]
+  save("npz_outside", train_windows=outside)
 
 
 # Work directories that hold something before the command runs (the row's note says what).
