@@ -1,11 +1,13 @@
 """Sections shared by the scene configs: every value of an experiment that is not the scene's own.
 
-A scene config (configs/ip.py, pu.py, sv.py, pc.py) sets the scene, its partition and its DA-IMRN
-band schedule and calls these; everything else an experiment uses -- learning rates, batch sizes,
-epochs, losses, widths, input settings -- is written here, once. Each value can be overridden on
-the command line (--config.train.learning_rate=3e-4). The choices behind the values are in
-docs/decisions.md.
+A scene config (configs/ip.py, pu.py, sv.py, pc.py, ksc.py, bo.py, custom.py) sets the scene, its
+partition and its DA-IMRN band schedule and calls these; everything else an experiment uses --
+learning rates, optimiser moments, batch sizes, epochs, losses, widths, initial scales, input and
+split settings -- is written here, once. Each value can be overridden on the command line
+(--config.train.learning_rate=3e-4). The choices behind the values are in docs/decisions.md.
 """
+
+from typing import Optional
 
 import ml_collections
 from ml_collections import config_dict
@@ -14,6 +16,13 @@ from hsi_jax import config_util, families
 from hsi_jax.data import splits
 
 DA_IMRN_STAGE_FEATURES = ((32, 64), (32, 64), (64, 128), (64, 128), (128, 256), (128, 256))
+# A scene without calibrated `blocks` ratios: train and val each this share of the labelled pixels,
+# near Indian Pines' 11-12 % (calibrated_split_config).
+CALIBRATION_FRACTION = 0.11
+# The multi-scale blocks' branch kernels (kh, kw, kb): the paper's, and the official code's on PU
+# and SV (configs/ip.py sets IP's own spatial ones).
+DA_IMRN_SPATIAL_KERNELS = ((3, 3, 1), (5, 5, 1), (7, 7, 1))
+DA_IMRN_SPECTRAL_KERNELS = ((1, 1, 3), (1, 1, 5), (1, 1, 7))
 
 
 def base_config(scene: str) -> ml_collections.ConfigDict:
@@ -32,21 +41,33 @@ def base_config(scene: str) -> ml_collections.ConfigDict:
   return config
 
 
-def da_imrn_sections(config, *, band_strides, valid_kernels, runlocal: bool) -> None:
+def da_imrn_sections(config, *, band_strides, valid_kernels, runlocal: bool,
+                     spatial_kernels=DA_IMRN_SPATIAL_KERNELS) -> None:
   """Adds `model` and `train` for DA-IMRN with the official code's settings (docs/decisions.md:
   "DA-IMRN network", "Optimiser", "Inputs", "Validation metric", "Loss"). `runlocal` keeps the
   pipeline and shrinks it: a quarter of the widths and a few epochs, to check the whole run on a
   CPU in minutes."""
   config.model = ml_collections.ConfigDict(dict(
-      name="da_imrn", stage_features=DA_IMRN_STAGE_FEATURES, band_strides=band_strides,
-      valid_kernels=valid_kernels, attention_hidden=512, width=1.0,
+      name="da_imrn", stage_features=DA_IMRN_STAGE_FEATURES,
+      # None (a custom scene's): models/da_imrn.py's band_schedule of the cube's band count, when
+      # the network is built
+      band_strides=config_dict.placeholder(tuple) if band_strides is None else band_strides,
+      valid_kernels=config_dict.placeholder(tuple) if valid_kernels is None else valid_kernels,
+      attention_hidden=512, width=1.0,
       use_scam=True, use_sam=True, interact=True,  # ablation switches
+      spatial_kernels=spatial_kernels, spectral_kernels=DA_IMRN_SPECTRAL_KERNELS,
       multiscale=True,  # False: one branch (the smallest kernel) per multi-scale block
+      # BatchNormalization's (decisions.md, "BatchNorm axis"): Keras' momentum, epsilon 1e-6 as
+      # this model has always run
+      bn_momentum=0.99, bn_epsilon=1e-6,
       fast_conv=True,  # (k,k,1) / (1,1,k) convolutions in folded 2-D / 1-D form (same result)
   ))
   config.data.standardize = False  # faithful: raw digital numbers (decisions.md, "Inputs")
   config.train = ml_collections.ConfigDict(dict(
       optimizer="keras_nadam",  # Keras-2 Nadam with its momentum schedule; "nadam" = optax's
+      # The code's Nadam(beta_1=0.9, beta_2=0.999, epsilon=1e-8) and Keras 2's schedule_decay
+      # (decisions.md, "Optimiser": the epsilon is passed, not Keras' 1e-7 default).
+      b1=0.9, b2=0.999, eps=1e-8, schedule_decay=0.004,
       batch_size=16, epochs=100, learning_rate=1e-3, lr_decay=0.1, lr_decay_every=20,
       patience=15, focal_gamma=2.0, focal_alpha=0.5,
       window_labels="block",        # each window trained on its own block's labels; "final_map"
@@ -73,6 +94,10 @@ def ssan_sections(config, *, model: str, runlocal: bool) -> None:
   config.model = ml_collections.ConfigDict(dict(
       name=model, gru_units=512, attention_size=32, conv_features=(32, 64), fc_units=1024,
       fusion_units=(256, 1024), dropout_rate=0.4,  # the code's keep-prob 0.6 on the spatial FC
+      conv_kernel=5, pool_window=2,                # 5x5 SAME convolutions, 2x2 / 2 SAME max-pools
+      gru_gate_bias_init=1.0,                      # TF-1 GRUCell's gate bias
+      context_init_std=0.1,                        # band attention's u ~ N(0, 0.1^2), the code's
+      mask_init_std=1e-4,                          # pixel mask weight: trunc-normal, the code's
       fast_conv=True,                              # 5x5 convolutions as im2col matmuls
       neighbours=(1, 3, 5, 7, 9),                  # knn: chosen on the validation pixels
       svm_c=(1.0, 10.0, 100.0, 1000.0), svm_gamma=("scale",),  # svm: grid, chosen on val
@@ -82,6 +107,7 @@ def ssan_sections(config, *, model: str, runlocal: bool) -> None:
   config.data.fit_stats = "train"   # min-max / PCA on training pixels; "scene" = the code (leaks)
   config.train = ml_collections.ConfigDict(dict(
       optimizer="adam", learning_rate=5e-3, batch_size=128,
+      b1=0.9, b2=0.999, eps=1e-8,      # tf.train.AdamOptimizer's defaults (TF 1), as the code
       steps=10_000, eval_every=1_000,  # best-on-validation every 1,000 iterations
       patience=10,                     # in evaluation rounds: 10 = never stops early, as the code
       eval_batch_size=1024,
@@ -107,24 +133,34 @@ def model_sections(config, *, model: str, runlocal: bool, **da_imrn_settings) ->
     config.split.patch = config.data.neighbourhood
 
 
-def split_config(protocol: str, *, block: int, patch: int, pixel_ratio: float, val_ratio: float,
-                 k_keep: int, accept: tuple[int, int]) -> ml_collections.ConfigDict:
-  """The `split` section: `blocks` parameters of the scene, and the SSAN `pixels` defaults."""
+def split_config(protocol: str, *, block: int, patch: int, pixel_ratio: Optional[float],
+                 val_ratio: Optional[float], k_keep: int,
+                 accept: Optional[tuple[int, int]]) -> ml_collections.ConfigDict:
+  """The `split` section: `blocks` parameters of the scene, and the SSAN `pixels` defaults.
+  pixel_ratio / val_ratio / accept None: derived for the scene when the split is made, from a
+  `calibration` section (calibrated_split_config)."""
   if protocol not in splits.PROTOCOLS:
     raise config_util.ConfigError(f"Unknown protocol {protocol!r}; valid: "
                                   f"{', '.join(splits.PROTOCOLS)}.")
+
+  def given(value, kind):  # None: a typed placeholder, so --config.split.<leaf>= still parses
+    return config_dict.placeholder(kind) if value is None else value
+
   return ml_collections.ConfigDict(dict(
       protocol=protocol,
       # blocks (DA-IMRN leakage-free partition)
-      block=block, patch=patch, pixel_ratio=pixel_ratio, val_ratio=val_ratio, k_keep=k_keep,
-      accept=accept, max_attempts=100,
+      block=block, patch=patch, pixel_ratio=given(pixel_ratio, float),
+      val_ratio=given(val_ratio, float), k_keep=k_keep, accept=given(accept, tuple),
+      max_attempts=100,
       # pixels (SSAN: 100 train / 100 val / rest test per class); set per_class or fraction.
       per_class=config_dict.placeholder(int) if protocol == "blocks" else 100,
       fraction=config_dict.placeholder(float),
       val_per_class=100,
       # A file of the user's own train / test (/ val) maps (.npz or .mat, the ground truth's class
-      # ids): the run uses exactly those sets instead of drawing a split (data/split_files.py).
+      # ids): the run uses exactly those sets instead of drawing a split (data/split_sources.py).
       file="",
+      file_val_share=0.1,  # without a val map in the file: this share of each class's training
+                           # pixels (drawn with the partition's seed) validates instead
       # A complete split.npz made elsewhere (our format; e.g. the DA-IMRN paper's partitions),
       # used exactly as given and checked on load; "{partition}" in the path is filled with the
       # partition, so seeds_over="partitions" runs several files in one program.
@@ -132,3 +168,20 @@ def split_config(protocol: str, *, block: int, patch: int, pixel_ratio: float, v
   ))
 
 
+def calibrated_split_config(protocol: str, *, block: int, patch: int, k_keep: int,
+                            fraction: float = CALIBRATION_FRACTION) -> ml_collections.ConfigDict:
+  """The `split` section of a scene whose `blocks` ratios were never calibrated (a user's own, KSC,
+  Botswana): the geometry given, pixel_ratio / val_ratio / accept left unset and derived from the
+  scene's ground truth when the split is made (data/split_sources.py: calibrated_params), so they
+  follow --config.split.block=... and the other geometry leaves; split.json records them."""
+  config = split_config(protocol, block=block, patch=patch, pixel_ratio=None, val_ratio=None,
+                        k_keep=k_keep, accept=None)
+  config.calibration = ml_collections.ConfigDict(dict(
+      fraction=fraction,          # train and val each this share of the labelled pixels
+      tolerance=0.01,             # accept bounds: fraction -+ this share of the labelled pixels
+      max_fraction=0.3,           # train and val together then leave at least 40 % to test
+      start_ratios=(0.15, 0.06),  # (pixel_ratio, val_ratio) the search starts from: Indian Pines'
+      rounds=4,                   # rescalings of both ratios by target / measured
+      draws=4,                    # partitions drawn (seed 0) to measure each round
+  ))
+  return config

@@ -18,23 +18,30 @@ convolution: docs/decisions.md, "IP spatial block"); 3,298,960 parameters + BN s
 ~45-60 s per epoch on a 2-core CPU (results/).
 
 Options after ':' -- model=da_imrn|ssan|arnn|acnn|rnn|cnn|knn|svm, protocol=blocks|pixels,
-runlocal (same pipeline, shrunk for a CPU), ip_spatial=code|multiscale.
+runlocal (same pipeline, shrunk for a CPU), ip_spatial=code|multiscale (sets
+model.spatial_kernels to IP_SPATIAL_KERNELS[ip_spatial]).
 """
 
 from hsi_jax import config_util
 
 common = config_util.load_sibling(__file__, "common")
 
+# DA-IMRN's spatial branch kernels on IP: "code" (faithful), the official model's block, whose 3x3
+# branch is dead code (docs/decisions.md, "IP spatial block"); "multiscale", both branches used.
+IP_SPATIAL_KERNELS = {"code": ((1, 1, 1),), "multiscale": ((1, 1, 1), (3, 3, 1))}
+
 
 def get_config(arg=None):
   options = config_util.parse_arg(arg, model="da_imrn", protocol="blocks", runlocal=False,
                                   ip_spatial="code")
+  if options.ip_spatial not in IP_SPATIAL_KERNELS:
+    raise config_util.ConfigError(f"ip_spatial={options.ip_spatial!r} must be one of "
+                                  f"{', '.join(IP_SPATIAL_KERNELS)}.")
   config = common.base_config("ip")
   config.split = common.split_config(
       options.protocol, block=6, patch=4, pixel_ratio=0.15, val_ratio=0.06, k_keep=8,
       accept=(1100, 1200))
   common.model_sections(config, model=options.model, runlocal=options.runlocal,
-                             band_strides=(2, 2, 2, 2, 2, 2), valid_kernels=(1, 1, 2, 1, 1, 1))
-  if options.model == "da_imrn":
-    config.model.ip_spatial = options.ip_spatial  # "code" (faithful) or "multiscale"
+                        band_strides=(2, 2, 2, 2, 2, 2), valid_kernels=(1, 1, 2, 1, 1, 1),
+                        spatial_kernels=IP_SPATIAL_KERNELS[options.ip_spatial])
   return config

@@ -159,3 +159,4 @@ def run_main(main) -> None:
       _fail(str(error))
 
   app.run(guarded, flags_parser=parse_flags)
+

@@ -21,6 +21,21 @@ class ConfigError(errors.UserError, ValueError):
   """A config string or option that cannot be used."""
 
 
+def typed(current, text: str, name: str):
+  """`text` converted to the type of `current` (the default or the leaf it replaces): booleans
+  from true / false / 1 / 0; a text or None current keeps the text. A ConfigError names `name`."""
+  if not isinstance(text, str) or isinstance(current, str) or current is None:
+    return text
+  if isinstance(current, bool):
+    if text.lower() not in ("true", "false", "1", "0"):
+      raise ConfigError(f"{name} is a boolean (true or false), got {text!r}.")
+    return text.lower() in ("true", "1")
+  try:
+    return type(current)(text)
+  except (TypeError, ValueError):
+    raise ConfigError(f"{name} must be a {type(current).__name__}, got {text!r}.") from None
+
+
 def parse_arg(arg: Optional[str], **defaults) -> ml_collections.ConfigDict:
   """'runlocal,protocol=pixels' -> ConfigDict(runlocal=True, protocol='pixels', ...)."""
   options = dict(defaults)
@@ -29,21 +44,12 @@ def parse_arg(arg: Optional[str], **defaults) -> ml_collections.ConfigDict:
     if key not in defaults:
       raise ConfigError(f"Unknown config option {key!r} in {arg!r}; valid options: "
                         + ", ".join(f"{k} (default {v!r})" for k, v in defaults.items()) + ".")
-    default = defaults[key]
     if not has_value:
-      if not isinstance(default, bool):
+      if not isinstance(defaults[key], bool):
         raise ConfigError(f"Config option {key!r} needs a value ({key}=...).")
       options[key] = True
-    elif isinstance(default, bool):
-      if value.lower() not in ("true", "false", "1", "0"):
-        raise ConfigError(f"Config option {key!r} is a boolean, got {value!r}.")
-      options[key] = value.lower() in ("true", "1")
     else:
-      try:
-        options[key] = type(default)(value) if default is not None else value
-      except ValueError:
-        raise ConfigError(f"Config option {key!r} must be a {type(default).__name__}, "
-                          f"got {value!r}.") from None
+      options[key] = typed(defaults[key], value, f"Config option {key!r}")
   return ml_collections.ConfigDict(options)
 
 

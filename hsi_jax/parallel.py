@@ -53,3 +53,13 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def replicate(tree, mesh: Mesh):
   """A full copy on every device of the mesh."""
   return put(tree, replicated(mesh))
+
+
+def seeds_axis(num_seeds: int, num_devices: int, requested: int = 0) -> int:
+  """Devices on the mesh's seeds axis for num_seeds runs: `requested` when given (it must divide
+  num_devices), else the largest divisor of num_devices not above num_seeds."""
+  if requested:
+    if num_devices % requested:
+      raise ValueError(f"mesh_seeds ({requested}) must divide the device count ({num_devices}).")
+    return requested
+  return max(d for d in range(1, num_devices + 1) if num_devices % d == 0 and d <= num_seeds)

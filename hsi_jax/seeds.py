@@ -31,15 +31,6 @@ def seed_configs(config) -> list:
   return configs
 
 
-def seeds_axis(num_seeds: int, num_devices: int, requested: int = 0) -> int:
-  """Devices on the mesh's seeds axis (see the module docstring)."""
-  if requested:
-    if num_devices % requested:
-      raise ValueError(f"mesh_seeds ({requested}) must divide the device count ({num_devices}).")
-    return requested
-  return max(d for d in range(1, num_devices + 1) if num_devices % d == 0 and d <= num_seeds)
-
-
 def round_key(key, round_index: int):
   """The key of round r (its example order and dropout) from a seed's key: fold_in(fold_in(key,
   1), r); the parameters come from fold_in(key, 0)."""

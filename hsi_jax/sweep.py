@@ -14,8 +14,9 @@ import pathlib
 from typing import Optional, Sequence
 
 import numpy as np
+from ml_collections import config_flags
 
-from hsi_jax import config_util, fileutil, run as run_lib, workdir as workdir_lib
+from hsi_jax import config_util, fileutil, run as run_lib, validate, workdir as workdir_lib
 from hsi_jax.data import audit, split_files
 from hsi_jax.evaluate.metrics import SUMMARY_KEYS
 
@@ -35,21 +36,6 @@ def parse_override(text: str) -> tuple[str, object]:
   return path.strip(), value.strip()
 
 
-def _typed(current, value, path: str):
-  """A text value converted to the type of the leaf it replaces."""
-  if not isinstance(value, str) or isinstance(current, str) or current is None:
-    return value
-  try:
-    if isinstance(current, bool):
-      if value.lower() not in ("true", "false", "1", "0"):
-        raise ValueError
-      return value.lower() in ("true", "1")
-    return type(current)(value)
-  except ValueError:
-    raise config_util.ConfigError(f"Override {path}={value!r}: expected a "
-                                  f"{type(current).__name__}.") from None
-
-
 def apply_overrides(config, overrides) -> None:
   """Sets dotted config leaves (text values take the leaf's type); an unknown leaf is an error
   naming the valid keys."""
@@ -63,7 +49,7 @@ def apply_overrides(config, overrides) -> None:
     if leaf not in node:
       raise config_util.ConfigError(f"Unknown config leaf {path!r}; valid keys there: "
                                     f"{', '.join(sorted(node.keys()))}.")
-    node[leaf] = _typed(node[leaf], value, path)
+    node[leaf] = config_util.typed(node[leaf], value, f"Override {path}")
 
 
 def variant_config(variant: Variant, partition: Optional[int] = None):
@@ -199,3 +185,15 @@ def parse_variants(texts: Sequence[str]) -> list[tuple[str, tuple]]:
       raise config_util.ConfigError(f"A variant is NAME:LEAF=VALUE[;...], got {text!r}.")
     variants.append((name, tuple(parse_override(o) for o in rest.split(";") if o.strip())))
   return variants
+
+
+def table_main(config_flag, make_table, out: Optional[str]) -> None:
+  """The body of the table launchers (launch/ablate.py, compare.py): the --config flag's config,
+  validated; its file and overrides go to make_table(config_file, overrides) -> (markdown,
+  summaries); the table is printed and, with `out`, written (write_table)."""
+  validate.validate(config_flag.value)
+  table, summaries = make_table(config_flags.get_config_filename(config_flag),
+                                tuple(config_flags.get_override_values(config_flag).items()))
+  print(table)
+  if out:
+    write_table(out, table, summaries)

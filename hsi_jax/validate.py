@@ -11,9 +11,9 @@ import pathlib
 
 import jax
 
-from hsi_jax import families, models, seeds
+from hsi_jax import families, seeds
 from hsi_jax.config_util import ConfigError
-from hsi_jax.data import pixel_inputs, scenes, split_files, splits
+from hsi_jax.data import pixel_inputs, scenes, split_sources, splits
 from hsi_jax.families import windows
 from hsi_jax.train import optim, step
 
@@ -71,6 +71,9 @@ def validate(config) -> None:
   if has("scene") and config.scene == scenes.CUSTOM:
     for leaf in ("cube", "gt"):
       check(f"data.{leaf}", lambda v: isinstance(v, str) and v, "the path of the scene's file")
+    for leaf in ("cube_key", "gt_key", "classes"):
+      check(f"data.{leaf}", lambda v: isinstance(v, str), "a string ('' for the default)")
+  check("split.file_val_share", *fraction)
   if has("split.file") and config.split.file:
     if not pathlib.Path(config.split.file).expanduser().is_file():
       problems.append(f"split.file={config.split.file!r} is not a file")
@@ -86,7 +89,7 @@ def validate(config) -> None:
                       "file: put {partition} in the path (.../IP_{partition}/split.npz)")
     partitions = range(config.partition, config.partition + (config.num_seeds if many else 1))
     for partition in partitions:
-      path = split_files.npz_path(config.split.npz, partition)
+      path = split_sources.npz_path(config.split.npz, partition)
       if not path.is_file():
         problems.append(f"split.npz={config.split.npz!r}: no file at {path} (partition "
                         f"{partition})")
@@ -105,9 +108,30 @@ def validate(config) -> None:
     check("split.block", *integer(1))
     check("split.k_keep", *integer(1))
     check("split.max_attempts", *integer(1))
-    check("split.pixel_ratio", *fraction)
-    check("split.val_ratio", *fraction)
-    check("split.accept", lambda v: len(v) == 2 and 0 <= v[0] <= v[1], "(low, high) with low <= high")
+    # Left None under a split.calibration section: derived for the scene when the split is made.
+    calibrated = has("split.calibration")
+    ratios = [config.split.get(leaf) for leaf in ("pixel_ratio", "val_ratio")]
+    if calibrated and (ratios[0] is None) != (ratios[1] is None):
+      problems.append("split.pixel_ratio and split.val_ratio are calibrated together: set both, "
+                      "or neither")
+    for leaf, value in zip(("pixel_ratio", "val_ratio"), ratios):
+      if not (calibrated and value is None):
+        check(f"split.{leaf}", *fraction)
+    if not (calibrated and config.split.get("accept") is None):
+      check("split.accept", lambda v: len(v) == 2 and 0 <= v[0] <= v[1],
+            "(low, high) with low <= high")
+    if calibrated:
+      check("split.calibration.tolerance", *fraction)
+      check("split.calibration.max_fraction", *fraction)
+      tolerance, most = config.split.calibration.get("tolerance"), config.split.calibration.get(
+          "max_fraction")
+      check("split.calibration.fraction", lambda v: real(v) and tolerance < v <= most,
+            f"in (split.calibration.tolerance, split.calibration.max_fraction] = ({tolerance}, "
+            f"{most}]")
+      check("split.calibration.start_ratios", lambda v: len(v) == 2 and all(
+          fraction[0](x) for x in v), "(pixel_ratio, val_ratio), each a fraction in (0, 1)")
+      check("split.calibration.rounds", *integer(1))
+      check("split.calibration.draws", *integer(1))
   for leaf, rule in (("per_class", integer(1)), ("fraction", fraction)):
     if has(f"split.{leaf}") and config.split[leaf] is not None:  # checked under any protocol
       check(f"split.{leaf}", *rule)
@@ -123,6 +147,12 @@ def validate(config) -> None:
   family = families.family_of(config.model.name)
   if family is not families.classical:
     check("train.optimizer", *one_of(optim.OPTIMIZERS))
+    if has("train.optimizer") and config.train.optimizer != "sgd":  # the moment-based ones
+      for leaf in ("b1", "b2"):
+        check(f"train.{leaf}", lambda v: real(v) and 0 <= v < 1, "a decay rate in [0, 1)")
+      check("train.eps", *positive)
+    if has("train.optimizer") and config.train.optimizer == "keras_nadam":
+      check("train.schedule_decay", *non_negative)
     check("train.learning_rate", *positive)
     check("train.batch_size", *integer(1))
     check("train.eval_batch_size", *integer(1))
@@ -141,10 +171,21 @@ def validate(config) -> None:
     check("data.standardize", *boolean)
     check("model.width", *positive)
     check("model.attention_hidden", *integer(1))
+    schedule = [config.model.get(leaf) for leaf in ("band_strides", "valid_kernels")]
+    if schedule != [None, None]:  # both None: derived from the cube's band count
+      stages = len(config.model.get("stage_features") or ())
+      for leaf in ("band_strides", "valid_kernels"):
+        check(f"model.{leaf}", lambda v: v is not None and len(v) == stages and counts[0](v),
+              f"{stages} integers >= 1 (one a stage), or both band_strides and valid_kernels "
+              "None (derived from the band count)")
     for switch in ("use_scam", "use_sam", "interact", "multiscale", "fast_conv"):
       check(f"model.{switch}", *boolean)
-    if has("model.ip_spatial"):
-      check("model.ip_spatial", *one_of(tuple(models.IP_SPATIAL)))
+    for leaf in ("spatial_kernels", "spectral_kernels"):
+      check(f"model.{leaf}", lambda v: len(v) > 0 and all(
+          len(k) == 3 and all(integer(1)[0](side) for side in k) for k in v),
+          "a non-empty list of (kh, kw, kb) kernel sides, integers >= 1")
+    check("model.bn_momentum", lambda v: real(v) and 0 <= v < 1, "a rate in [0, 1)")
+    check("model.bn_epsilon", *positive)
   else:
     check("data.fit_stats", *one_of(pixel_inputs.FIT_STATS))
   if family is families.classical:
@@ -157,7 +198,13 @@ def validate(config) -> None:
     check("model.conv_features", *counts)
     check("model.fc_units", *integer(1))
     check("model.fusion_units", *counts)
+    check("model.fast_conv", *boolean)
     check("model.dropout_rate", lambda v: real(v) and 0 <= v < 1, "a rate in [0, 1)")
+    check("model.conv_kernel", *integer(1))
+    check("model.pool_window", *integer(1))
+    check("model.gru_gate_bias_init", lambda v: real(v) and abs(v) < float("inf"), "a number")
+    check("model.context_init_std", *positive)
+    check("model.mask_init_std", *positive)
     check("train.steps", *integer(1))
     check("train.eval_every", *integer(1))
     check("data.neighbourhood", *integer(1))

@@ -3,8 +3,9 @@ map and metrics of a finished run.
 
 Layout (one seed): config.json, split.npz / split.json / split.png, metrics.jsonl (one object per
 round: an epoch for DA-IMRN, train.eval_every steps for the pixel models), curves.png,
-checkpoints/latest, map.npy, map.png, results.json. With num_seeds = K > 1 each seed's files go to
-seed<k>/ and the top results.json holds the runs with their mean and std. A finished workdir is
+checkpoints/latest, map.npy, map.png, results.json. With num_seeds = K > 1 each run's files go to
+seed<k>/ (K model seeds) or partition<p>/ (K partitions), and the top results.json holds the runs
+with their mean and std. A finished workdir is
 never overwritten; one of another config is refused.
 """
 
@@ -32,6 +33,9 @@ def config_dict(config) -> dict:
 def refuse_finished_or_foreign(config, workdir: pathlib.Path) -> None:
   """A WorkdirError when workdir holds a finished run or a run of another config (writes
   nothing)."""
+  if workdir.exists() and not workdir.is_dir():
+    raise WorkdirError(f"--workdir={workdir} is a file, not a directory; give a directory "
+                       "(new or of a run of this config).")
   if (workdir / "results.json").exists():
     raise WorkdirError(f"{workdir} holds a finished run (results.json exists); it is not "
                        "overwritten. Use a new --workdir, or delete that one to run again.")
@@ -58,6 +62,16 @@ def check_same_config(config, workdir: pathlib.Path) -> bool:
     raise WorkdirError(f"{workdir} holds a run of a different config (sections differing: "
                        f"{', '.join(changed)}). Use a new --workdir to run this config.")
   return True
+
+
+def run_dirs(workdir: pathlib.Path, configs, seeds_over: str) -> list[pathlib.Path]:
+  """Each run's directory: the workdir itself for one run; for K > 1, partition<p>/ for each
+  partition p (seeds_over="partitions") or seed<k>/ for the k-th model seed (k = 0..K-1)."""
+  if len(configs) == 1:
+    return [workdir]
+  if seeds_over == "partitions":
+    return [workdir / f"partition{c.partition}" for c in configs]
+  return [workdir / f"seed{k}" for k in range(len(configs))]
 
 
 def save_or_check_split(split: splits_lib.Split, run_dir: pathlib.Path,
@@ -90,10 +104,11 @@ def append_metrics(path: pathlib.Path, record: dict) -> None:
     file.write(json.dumps(record) + "\n")
 
 
-def write_evaluation(config, run_dir: pathlib.Path, split: splits_lib.Split, scene: io.SceneData,
-                     prediction: np.ndarray) -> dict:
-  """Writes map.npy / map.png (prediction (H, W): a class id for every pixel); returns the metrics
-  at the split's test pixels, read from the map (results.json is the caller's)."""
+def evaluate_map(config, run_dir: pathlib.Path, split: splits_lib.Split, scene: io.SceneData,
+                 prediction: np.ndarray) -> dict:
+  """Writes map.npy / map.png (prediction (H, W): a class id for every pixel) and returns the
+  metrics at the split's test pixels, read from the map: the run's part of results.json (which
+  the caller writes)."""
   with fileutil.atomic_path(run_dir / "map.npy") as tmp:
     with open(tmp, "wb") as file:
       np.save(file, prediction)

@@ -17,7 +17,7 @@ from absl import logging
 
 from ml_collections import config_flags
 
-from hsi_jax import cli, sweep, validate
+from hsi_jax import cli, sweep
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/ip.py:runlocal",
                                           "Base config file and options (--config.x=... overrides work).")
@@ -32,14 +32,8 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   variants = sweep.parse_variants(_VARIANTS.value) or sweep.DA_IMRN_ABLATION
-  validate.validate(_CONFIG.value)
-  config_flag = flags.FLAGS["config"]
-  table, summaries = sweep.ablate(config_flags.get_config_filename(config_flag), variants,
-                                  _NUM_SEEDS.value, _ROOT.value,
-                                  tuple(config_flags.get_override_values(config_flag).items()))
-  print(table)
-  if _OUT.value:
-    sweep.write_table(_OUT.value, table, summaries)
+  sweep.table_main(flags.FLAGS["config"], lambda config_file, overrides: sweep.ablate(
+      config_file, variants, _NUM_SEEDS.value, _ROOT.value, overrides), _OUT.value)
 
 
 if __name__ == "__main__":

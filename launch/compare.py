@@ -12,7 +12,7 @@ from absl import logging
 
 from ml_collections import config_flags
 
-from hsi_jax import cli, sweep, validate
+from hsi_jax import cli, sweep
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/ip.py", "Config file and options (no model=); --config.x=... overrides work.")
@@ -28,15 +28,9 @@ flags.mark_flags_as_required(["root"])
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  validate.validate(_CONFIG.value)
-  config_flag = flags.FLAGS["config"]
-  table, summaries = sweep.compare_protocols(
-      config_flags.get_config_filename(config_flag), _MODELS.value, _PROTOCOLS.value,
-      [int(p) for p in _PARTITIONS.value], _ROOT.value,
-      tuple(config_flags.get_override_values(config_flag).items()))
-  print(table)
-  if _OUT.value:
-    sweep.write_table(_OUT.value, table, summaries)
+  sweep.table_main(flags.FLAGS["config"], lambda config_file, overrides: sweep.compare_protocols(
+      config_file, _MODELS.value, _PROTOCOLS.value, [int(p) for p in _PARTITIONS.value],
+      _ROOT.value, overrides), _OUT.value)
 
 
 if __name__ == "__main__":

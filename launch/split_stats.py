@@ -10,7 +10,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from hsi_jax import cli
-from hsi_jax.data import split_files
+from hsi_jax.data import split_tables
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/ip.py.")
 _SEEDS = flags.DEFINE_integer("seeds", 20, "Seeds 1..N.")
@@ -19,7 +19,7 @@ flags.mark_flags_as_required(["config"])
 
 def main(argv):
   del argv
-  print(split_files.format_stats(_CONFIG.value, range(1, _SEEDS.value + 1)))
+  print(split_tables.format_stats(_CONFIG.value, range(1, _SEEDS.value + 1)))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import socket
 
 import jax
 import numpy as np
@@ -29,6 +30,14 @@ def subprocess_env(devices=None, **extra) -> dict:
   if devices is not None:
     env.update(JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
   return env
+
+
+def free_port() -> int:
+  """A TCP port that is free now: the OS picks one for a socket bound to port 0, which is closed
+  again (a fixed port fails when another run on the machine holds it)."""
+  with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    sock.bind(("localhost", 0))
+    return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

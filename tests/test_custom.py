@@ -9,10 +9,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.io
 
 from conftest import REPO, subprocess_env, write_custom_scene
-from hsi_jax import config_util
-from hsi_jax.data import scenes, split_files, splits
+from hsi_jax import config_util, models, validate
+from hsi_jax.data import io, scenes, split_files, split_sources
 from hsi_jax.models import da_imrn
 
 CUSTOM = str(REPO / "configs" / "custom.py")
@@ -65,34 +66,111 @@ def test_display_bands_are_the_registrys_for_ip_and_pu():
         scenes.get_scene(scene).rgb_bands
 
 
-def test_custom_config_derives_the_scene_and_its_split(tmp_path):
+def test_every_registered_scene_has_a_config_that_validates():
+  """fetch_data.py offers every registry scene; each has configs/<name>.py naming it."""
+  for name in scenes.SCENES:
+    config = config_util.load_config(str(REPO / "configs" / f"{name}.py"))
+    assert config.scene == name
+    validate.validate(config)
+
+
+def test_ksc_config_calibrates_its_split_on_the_registered_ground_truth(tmp_path):
+  """KSC (no published partition) leaves its `blocks` ratios to the split: calibrated on the
+  ground truth found in data.root under the registry's name and key (a synthetic 512 x 614 map of
+  13 classes in small patches here: the real file is not at hand)."""
+  rng = np.random.default_rng(0)
+  ground_truth = np.zeros((512, 614), np.uint8)
+  for _ in range(400):
+    row, col = rng.integers(0, 500), rng.integers(0, 600)
+    ground_truth[row:row + 3, col:col + 4] = rng.integers(1, 14)
+  registry = scenes.get_scene("ksc")
+  scipy.io.savemat(tmp_path / registry.gt.filename, {registry.gt.key: ground_truth})
+  config = config_util.load_config(str(REPO / "configs" / "ksc.py"))
+  config.data.root = str(tmp_path)
+  assert config.split.pixel_ratio is None and config.split.accept is None
+  split = split_sources.split_from_config(config)[0]
+  labelled = int(np.count_nonzero(ground_truth))
+  low, high = split.info["calibrated"]["accept"]
+  assert low <= 0.11 * labelled <= high
+  assert low <= np.count_nonzero(split.train) <= high and low <= np.count_nonzero(split.val) <= high
+  assert split.info["params"]["pixel_ratio"] == split.info["calibrated"]["pixel_ratio"]
+  assert "custom_scene" not in split.info
+
+
+def test_custom_config_records_choices_and_the_run_derives_the_rest(tmp_path):
+  """Loading configs/custom.py reads no data file: the config holds the paths and options only.
+  The scene (size, bands, keys, classes, names, RGB bands) is derived when it is read, the
+  `blocks` ratios and accept bounds when the split is made, and split.info records both."""
+  missing = config_util.load_config(f"{CUSTOM}:cube={tmp_path}/none.mat,gt={tmp_path}/none2.mat")
+  assert missing.data.cube == str(tmp_path / "none.mat")  # loads: nothing is read yet
   scene = write_custom_scene(tmp_path)
   config = config_util.load_config(f"{CUSTOM}:cube={scene['cube']},gt={scene['gt']}")
-  assert config.scene == "custom" and tuple(config.data.shape) == (47, 53)
-  assert config.data.num_bands == 24 and config.data.cube_key == "radiance"
-  assert tuple(config.data.class_ids) == (3, 7, 20, 41)
-  assert tuple(config.data.class_names) == ("class 3", "class 7", "class 20", "class 41")
-  assert (tuple(config.model.band_strides), tuple(config.model.valid_kernels)) == \
-      da_imrn.band_schedule(24)
+  assert config.scene == "custom"
+  assert set(config.data) == {"root", "cube", "gt", "cube_key", "gt_key", "classes", "standardize"}
+  assert config.split.pixel_ratio is None and config.split.val_ratio is None
+  assert config.split.accept is None and config.model.band_strides is None
+  derived = io.scene_of(config)
+  assert derived.shape == (47, 53) and derived.num_bands == 24 and derived.cube.key == "radiance"
+  assert derived.class_ids == (3, 7, 20, 41)
+  assert derived.class_names == ("class 3", "class 7", "class 20", "class 41")
+  assert derived.rgb_bands == scenes.display_bands(24)
+  split, labels, _ = split_sources.split_from_config(config)
   labelled = int(np.count_nonzero(scene["gt_array"]))
-  low, high = config.split.accept
+  calibrated = split.info["calibrated"]
+  low, high = calibrated["accept"]
   assert low <= 0.11 * labelled <= high and high - low <= 0.025 * labelled
+  assert calibrated["labelled_pixels"] == labelled and calibrated["fraction"] == 0.11
+  assert split.info["params"]["pixel_ratio"] == calibrated["pixel_ratio"]
+  assert split.info["custom_scene"]["num_bands"] == 24
+  assert split.info["custom_scene"]["class_ids"] == [3, 7, 20, 41]
   # Calibrated, partitions are accepted in fewer attempts than with Indian Pines' own ratios
   # (0.15 / 0.06, whose draws on this scene fall further from 11 %), and are leakage-free.
-  labels = split_files.split_from_config(config)[1]
 
   def attempts(pixel_ratio, val_ratio):
     config.split.update(pixel_ratio=pixel_ratio, val_ratio=val_ratio)
     counts = []
     for partition in range(1, 11):
-      split = split_files.split_from_config(config, partition=partition, labels=labels)[0]
+      split = split_sources.split_from_config(config, partition=partition, labels=labels)[0]
       covered = _painted(split.train_windows, split.train.shape)
       assert not np.any(covered & ((split.val > 0) | (split.test > 0)))
       counts.append(split.info["attempts"])
     return np.mean(counts)
 
-  calibrated = attempts(config.split.pixel_ratio, config.split.val_ratio)
+  calibrated = attempts(None, None)
   assert calibrated <= 3 and 2 * calibrated < attempts(0.15, 0.06)
+
+
+def test_custom_calibration_follows_geometry_overrides(tmp_path):
+  """--config.split.block=... (or patch, k_keep) after loading is calibrated for, exactly as the
+  block= option: the ratios are derived when the split is made, not when the config loads."""
+  scene = write_custom_scene(tmp_path)
+  spec = f"{CUSTOM}:cube={scene['cube']},gt={scene['gt']}"
+  by_option = config_util.load_config(f"{spec},block=8,patch=6,k_keep=10")
+  by_leaf = config_util.load_config(spec)
+  by_leaf.split.update(block=8, patch=6, k_keep=10)
+  default = split_sources.split_from_config(config_util.load_config(spec), 1)[0]
+  first, second = (split_sources.split_from_config(c, 1)[0] for c in (by_option, by_leaf))
+  assert first.info["calibrated"] == second.info["calibrated"]
+  assert first.content_hash() == second.content_hash()
+  assert first.info["calibrated"]["pixel_ratio"] != default.info["calibrated"]["pixel_ratio"]
+  assert len(first.train_windows) and np.all(first.train_windows[:, 2] - first.train_windows[:, 0]
+                                             == 6)
+
+
+def test_derived_band_schedule_builds_the_network_of_the_explicit_one(tmp_path):
+  """model.band_strides = valid_kernels = None: DA-IMRN takes band_schedule(B) of its input's
+  B bands when built, the same network as the schedule written out."""
+  scene = write_custom_scene(tmp_path)
+  config = config_util.load_config(f"{CUSTOM}:cube={scene['cube']},gt={scene['gt']},runlocal")
+  x = jnp.ones((1, 4, 4, 24))
+  derived = jax.eval_shape(models.build_model(config.model, 4).init, jax.random.key(0), x)
+  strides, kernels = da_imrn.band_schedule(24)
+  config.model.update(band_strides=strides, valid_kernels=kernels)
+  explicit = jax.eval_shape(models.build_model(config.model, 4).init, jax.random.key(0), x)
+  assert jax.tree.map(lambda a: a.shape, derived) == jax.tree.map(lambda a: a.shape, explicit)
+  config.model.update(valid_kernels=(2,) + tuple(kernels[1:]))  # another schedule: differs
+  other = jax.eval_shape(models.build_model(config.model, 4).init, jax.random.key(0), x)
+  assert jax.tree.map(lambda a: a.shape, other) != jax.tree.map(lambda a: a.shape, explicit)
 
 
 @pytest.mark.slow
@@ -125,6 +203,13 @@ def test_custom_scene_trains_end_to_end(tmp_path, model):
   assert results["oa"] > 0.5
   info = json.loads((workdir / "split.json").read_text())
   assert [c["raw_id"] for c in info["classes"]] == [3, 7, 20, 41]
+  # What was derived at run time is recorded beside the split it made, and said.
+  assert info["custom_scene"]["shape"] == [47, 53] and info["custom_scene"]["num_bands"] == 24
+  assert info["custom_scene"]["class_names"] == ["forest", "water", "field", "road"]
+  assert info["calibrated"]["accept"] == info["params"]["accept"]
+  assert f"pixel_ratio {info['calibrated']['pixel_ratio']}," in result.stdout
+  config = json.loads((workdir / "config.json").read_text())
+  assert config["split"]["pixel_ratio"] is None and "num_bands" not in config["data"]
 
 
 def test_show_scene_prints_the_summary_and_writes_the_picture(tmp_path):
@@ -179,8 +264,12 @@ def test_split_file_on_indian_pines(tmp_path, ground_truths, with_val):
   results = json.loads((workdir / "results.json").read_text())
   assert results["num_test_pixels"] == np.count_nonzero(masks["test"])
   assert results["split_file"]["file_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
-  inside = _painted(splits.patches_around(np.flatnonzero(split.train), split.train.shape, 4),
-                    split.train.shape) & (masks["test"] > 0)
+  # Leakage counted by brute force, pixel pair by pixel pair: a test pixel (r, c) lies inside the
+  # 4 x 4 input of a training pixel (tr, tc) -- the pixel at row and column (4 - 1) // 2 = 1 of its
+  # window -- when tr - 1 <= r <= tr + 2 and tc - 1 <= c <= tc + 2.
+  train_rc, test_rc = np.argwhere(split.train > 0), np.argwhere(masks["test"] > 0)
+  offsets = test_rc[:, None, :] - train_rc[None, :, :]  # (test, train, 2): (r - tr, c - tc)
+  inside = np.any(np.all((offsets >= -1) & (offsets <= 2), axis=-1), axis=1)
   leakage = results["split_file"]["leakage"]["test"]
   assert leakage["inside"] == np.count_nonzero(inside) > 0
   assert f"{np.count_nonzero(inside):,} of {np.count_nonzero(masks['test']):,} test" in result.stdout

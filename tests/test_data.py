@@ -273,8 +273,11 @@ def test_make_splits_and_audit_cli(tmp_path):
 def test_make_splits_cli_rejects_unknown_option(tmp_path):
   result = run_launch("launch/make_splits.py", "--config=configs/ip.py:protocl=pixels",
                       f"--out={tmp_path}")
-  assert result.returncode != 0 and "valid options: model" in result.stderr
-  assert "protocol (default 'blocks')" in result.stderr
+  # A user's mistake: exit status 2 and one line naming the typo and the options it could mean.
+  assert result.returncode == 2, result.stderr
+  assert result.stderr.count("\n") == 1 and result.stderr.startswith(
+      "error: Unknown config option 'protocl' in 'protocl=pixels'; valid options: "
+      "model (default 'da_imrn'), protocol (default 'blocks')"), result.stderr
   assert not os.listdir(tmp_path)
 
 

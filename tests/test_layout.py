@@ -12,7 +12,7 @@ PACKAGE = REPO / "hsi_jax"
 LEAVES = {"hsi_jax.fileutil", "hsi_jax.plots", "hsi_jax.parallel", "hsi_jax.config_util",
           "hsi_jax.evaluate", "hsi_jax.errors", "hsi_jax.cli"}
 LAYERS = ["hsi_jax.data", "hsi_jax.models", "hsi_jax.train", "hsi_jax.families",
-          ("hsi_jax.run", "hsi_jax.workdir", "hsi_jax.seeds", "hsi_jax.validate",
+          ("hsi_jax.run", "hsi_jax.loop", "hsi_jax.workdir", "hsi_jax.seeds", "hsi_jax.validate",
            "hsi_jax.checkpoint"), ("hsi_jax.sweep", "hsi_jax.benchmark")]
 
 

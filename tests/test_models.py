@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hsi_jax import config_util, families, models, parallel
-from hsi_jax.data import split_files
+from hsi_jax.data import split_sources
 from hsi_jax.models import attention, blocks, da_imrn, layers, loop_conv
 
 from conftest import REPO
@@ -15,6 +15,10 @@ from conftest import REPO
 # network")
 OFFICIAL = {"pu": (8, 103, 9, 10_584_693), "sv": (8, 204, 16, 10_580_076),
             "ip": (4, 200, 16, 3_298_960)}
+# The forms a program on this machine's devices gets, and the plain reference.
+FAST = layers.conv_forms(jax.devices()[0].platform, True)
+PLAIN = layers.conv_forms(jax.devices()[0].platform, False)
+ON_CPU = jax.devices()[0].platform == "cpu"
 
 
 def model_for(scene, arg=None, **overrides):
@@ -58,14 +62,13 @@ def test_fast_forms_equal_plain_3d_convolution(kernel, strides, padding):
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.normal(size=(3, 8, 8, 25, 6)), jnp.float32)
   w = jnp.asarray(rng.normal(size=(*kernel, 6, 5)), jnp.float32)
-  fast = layers.conv3d_fast(x, w, strides, padding)
-  plain = layers.conv3d_plain(x, w, strides, padding)
+  fast = FAST.conv3d(x, w, strides, padding)
+  plain = PLAIN.conv3d(x, w, strides, padding)
   assert fast.shape == plain.shape
   np.testing.assert_allclose(fast, plain, rtol=1e-4, atol=1e-4)
   # Gradients agree too (the training path).
   grad = lambda f: jax.grad(lambda w: jnp.sum(jnp.sin(f(x, w, strides, padding))))(w)  # noqa
-  np.testing.assert_allclose(grad(layers.conv3d_fast), grad(layers.conv3d_plain), rtol=1e-3,
-                             atol=1e-3)
+  np.testing.assert_allclose(grad(FAST.conv3d), grad(PLAIN.conv3d), rtol=1e-3, atol=1e-3)
 
 
 @pytest.mark.parametrize("bands,taps", [(3, 7), (6, 7), (2, 5), (1, 3)])
@@ -76,24 +79,23 @@ def test_band_kernel_longer_than_the_bands(bands, taps):
   x = jnp.asarray(rng.normal(size=(2, 3, 3, bands, 4)), jnp.float32)
   w = jnp.asarray(rng.normal(size=(1, 1, taps, 4, 5)), jnp.float32)
   loss = lambda f: lambda x, w: jnp.sum(jnp.sin(f(x, w, (1, 1, 1), "SAME")))  # noqa: E731
-  np.testing.assert_allclose(layers.conv3d_fast(x, w, (1, 1, 1), "SAME"),
-                             layers.conv3d_plain(x, w, (1, 1, 1), "SAME"), rtol=1e-4, atol=1e-4)
-  for fast, plain in zip(jax.grad(loss(layers.conv3d_fast), (0, 1))(x, w),
-                         jax.grad(loss(layers.conv3d_plain), (0, 1))(x, w)):
+  np.testing.assert_allclose(FAST.conv3d(x, w, (1, 1, 1), "SAME"),
+                             PLAIN.conv3d(x, w, (1, 1, 1), "SAME"), rtol=1e-4, atol=1e-4)
+  for fast, plain in zip(jax.grad(loss(FAST.conv3d), (0, 1))(x, w),
+                         jax.grad(loss(PLAIN.conv3d), (0, 1))(x, w)):
     np.testing.assert_allclose(fast, plain, rtol=1e-3, atol=1e-3)
 
 
 @pytest.mark.parametrize("kernel,padding,chunk_bytes", [
-    ((7,), ((3, 3),), None), ((2,), ((0, 0),), None), ((2,), ((1, 0),), None),
-    ((5,), ((2, 2),), None), ((3, 3), ((1, 1), (1, 1)), None), ((5, 5), ((2, 2), (2, 2)), None),
+    ((7,), ((3, 3),), 0), ((2,), ((0, 0),), 0), ((2,), ((1, 0),), 0),
+    ((5,), ((2, 2),), 0), ((3, 3), ((1, 1), (1, 1)), 0), ((5, 5), ((2, 2), (2, 2)), 0),
     ((5, 5), ((2, 2), (2, 2)), 2000), ((2, 3), ((0, 0), (1, 1)), 2000),
     ((3, 2), ((2, 1), (0, 1)), 2000)])
-def test_loop_conv_values_gradients_and_seeds(kernel, padding, chunk_bytes, monkeypatch):
+def test_loop_conv_values_gradients_and_seeds(kernel, padding, chunk_bytes):
   """loop_conv.conv (own VJP, one convolution per seed under vmap) against lax's convolution:
   values, input and kernel gradients, alone and vmapped over 3 seeds with their own kernels.
   chunk_bytes: a 2-D kernel gradient summed over chunks of the batch (2 of the 10 inputs each)."""
-  if chunk_bytes is not None:
-    monkeypatch.setattr(loop_conv, "KERNEL_GRAD_CHUNK_BYTES", chunk_bytes)
+  form = loop_conv.LoopForm(unroll_seeds=True, grad_chunk_bytes=chunk_bytes)
   rng = np.random.default_rng(4)
   spatial = (12,) if len(kernel) == 1 else (6, 7)
   x = jnp.asarray(rng.normal(size=(3, 10, *spatial, 6)), jnp.float32)  # seeds, N, spatial, Cin
@@ -110,7 +112,7 @@ def test_loop_conv_values_gradients_and_seeds(kernel, padding, chunk_bytes, monk
       return jnp.sum(jnp.sin(y) * jnp.arange(y.shape[1]).reshape(1, -1, *[1] * (y.ndim - 2)))
     return value
 
-  ours = lambda x, w: loop_conv.conv(x, w, padding)  # noqa: E731
+  ours = lambda x, w: loop_conv.conv(x, w, padding, form)  # noqa: E731
   for f in (lambda g: g, jax.vmap):  # one seed; three seeds vmapped
     args = (x[0], w[0]) if f is not jax.vmap else (x, w)
     np.testing.assert_allclose(f(ours)(*args), f(reference)(*args), rtol=1e-5, atol=1e-4)
@@ -120,21 +122,62 @@ def test_loop_conv_values_gradients_and_seeds(kernel, padding, chunk_bytes, monk
       np.testing.assert_allclose(got, want, rtol=1e-4, atol=2e-5 * float(jnp.abs(want).max()))
 
 
-def test_loop_conv_keeps_jax_batching_off_the_cpu(monkeypatch):
-  """On other backends the seeds stay JAX's grouped convolution (no unrolled seeds axis): same
-  values and gradients, and no per-seed slicing in the program."""
+def test_the_platform_chooses_unrolled_or_grouped_seeds():
+  """The CPU's loop form unrolls the seeds (one convolution per seed); other platforms' keep JAX's
+  grouped convolution (no unrolled seeds axis): same values and gradients. Only the programs'
+  text is compared, so this holds on any backend."""
   rng = np.random.default_rng(6)
   x = jnp.asarray(rng.normal(size=(3, 10, 12, 6)), jnp.float32)
   w = jnp.asarray(rng.normal(size=(3, 5, 6, 5)), jnp.float32)
-  loss = lambda x, w: jnp.sum(jnp.sin(loop_conv.conv(x, w, ((2, 2),))))  # noqa: E731
-  on_cpu = jax.vmap(jax.grad(loss, (0, 1)))(x, w)
-  assert "feature_group_count = 3" not in jax.jit(jax.vmap(jax.grad(loss, (0, 1)))).lower(
-      x, w).as_text()  # on the CPU: one convolution per seed
-  monkeypatch.setattr(loop_conv.jax, "default_backend", lambda: "gpu")
-  program = jax.jit(jax.vmap(jax.grad(loss, (0, 1)))).lower(x, w).as_text()
-  assert "feature_group_count = 3" in program
-  for got, want in zip(jax.vmap(jax.grad(loss, (0, 1)))(x, w), on_cpu):
+  grads = {}
+  for platform in ("cpu", "gpu"):
+    form = layers.conv_forms(platform, True).loop_form
+    seeds = jax.vmap(jax.grad(lambda x, w: jnp.sum(jnp.sin(loop_conv.conv(  # noqa: B023
+        x, w, ((2, 2),), form))), (0, 1)))
+    grouped = "feature_group_count = 3" in jax.jit(seeds).lower(x, w).as_text()
+    assert grouped == (platform != "cpu"), platform
+    grads[platform] = seeds(x, w)
+  for got, want in zip(grads["gpu"], grads["cpu"]):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_forms_follow_the_platform_and_the_network():
+  """conv_forms(platform, fast) is the one choice: the CPU's fast forms unroll seeds, chunk 2-D
+  kernel gradients and carry loop_conv's XLA options, which models.compiler_options gives to
+  DA-IMRN networks with 2-D spatial convolutions only; other platforms' and the plain forms
+  carry none."""
+  cpu, gpu = layers.conv_forms("cpu", True), layers.conv_forms("gpu", True)
+  assert cpu.loop_form == loop_conv.LoopForm(True, loop_conv.KERNEL_GRAD_CHUNK_BYTES)
+  assert gpu.loop_form == loop_conv.LoopForm(False, 0)
+  assert cpu.fuse_branches and gpu.fuse_branches and not layers.PLAIN_FORMS.fuse_branches
+  assert cpu.conv2d_same is gpu.conv2d_same is layers.conv2d_same_matmul
+  assert layers.conv_forms("cpu", False) is layers.conv_forms("gpu", False) is layers.PLAIN_FORMS
+  config = config_util.load_config(str(REPO / "configs" / "ip.py") + ":ip_spatial=multiscale")
+  assert models.compiler_options(config.model, cpu) == loop_conv.CPU_COMPILER_OPTIONS
+  assert models.compiler_options(config.model, gpu) is None
+  assert models.compiler_options(config.model, layers.PLAIN_FORMS) is None
+  config.model.multiscale = False  # the (1, 1, 1) branch only: band convolutions
+  assert models.compiler_options(config.model, cpu) is None
+  ip = config_util.load_config(str(REPO / "configs" / "ip.py"))  # the code's: no 2-D convolution
+  assert models.compiler_options(ip.model, cpu) is None
+  pu = config_util.load_config(str(REPO / "configs" / "pu.py"))
+  assert models.compiler_options(pu.model, cpu) == loop_conv.CPU_COMPILER_OPTIONS
+  ssan = config_util.load_config(str(REPO / "configs" / "pu.py") + ":model=ssan")
+  assert models.compiler_options(ssan.model, cpu) is None
+
+
+def test_conv3d_of_channel_parts_equals_conv3d_of_their_concatenation():
+  """Conv3D on a tuple of parts (a (1, 1, 1) kernel runs on each part with its rows and sums)
+  equals Conv3D on the concatenated channels, in both forms; any other kernel concatenates."""
+  rng = np.random.default_rng(7)
+  parts = tuple(jnp.asarray(rng.normal(size=(2, 3, 3, 6, c)), jnp.float32) for c in (4, 3))
+  whole = jnp.concatenate(parts, axis=-1)
+  for forms in (FAST, PLAIN):
+    for kernel, strides in (((1, 1, 1), (1, 1, 2)), ((1, 1, 3), (1, 1, 1))):
+      conv = layers.Conv3D(5, kernel, forms.conv3d, strides)
+      variables = conv.init(jax.random.key(0), parts)
+      np.testing.assert_allclose(conv.apply(variables, parts), conv.apply(variables, whole),
+                                 rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("kernels,patch", [(da_imrn.SPECTRAL_KERNELS, 3),
@@ -144,8 +187,8 @@ def test_composed_branches_keep_the_parameters_and_equal_the_separate_layers(ker
   spatial: branches and fuse on the folded band images): the same parameter tree and initial
   values as the plain layers, the same output and gradients."""
   x = jnp.asarray(np.random.default_rng(5).normal(size=(2, patch, patch, 16, 8)), jnp.float32)
-  fast, plain = (blocks.MultiScaleResidualBlock(4, 8, 2, 1, kernels, fast=f)
-                 for f in (True, False))
+  fast, plain = (blocks.MultiScaleResidualBlock(4, 8, 2, 1, kernels, forms, 0.99, 1e-6)
+                 for forms in (FAST, PLAIN))
   variables = fast.init(jax.random.key(0), x, True)
   jax.tree.map(np.testing.assert_array_equal, variables, plain.init(jax.random.key(0), x, True))
 
@@ -170,6 +213,10 @@ def test_whole_model_fast_equals_plain(scene):
   expected = plain.apply(variables, x)
   np.testing.assert_allclose(fast.apply(variables, x), expected, rtol=1e-4,
                              atol=1e-5 * float(jnp.abs(expected).max()))
+  # Every layer got the fast forms: no 3-D convolution left in the program.
+  three_d = "dim_numbers = [b, 0, 1, 2, f]"
+  assert three_d in jax.jit(plain.apply).lower(variables, x).as_text()
+  assert three_d not in jax.jit(fast.apply).lower(variables, x).as_text()
 
 
 @pytest.mark.slow
@@ -196,13 +243,13 @@ def test_whole_model_fast_gradients_equal_plain(scene):
 
 def test_attention_modules():
   x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 8, 8, 10, 3)), jnp.float32)
-  scam = attention.SCAM(hidden=16)
+  scam = attention.SCAM(FAST.conv3d, hidden=16)
   variables = scam.init(jax.random.key(0), x)
   y = scam.apply(variables, x)
   assert y.shape == x.shape
   ratio = np.asarray(y / x)  # 1 + A with A in (0, 1): attention only ever amplifies
   assert np.all((ratio > 1) & (ratio < 2))
-  sam = attention.SAM()
+  sam = attention.SAM(FAST.conv3d)
   variables = sam.init(jax.random.key(0), x)
   ratio = np.asarray(sam.apply(variables, x) / x)
   # One weight per band and sample, shared by every pixel and channel of the patch.
@@ -224,15 +271,15 @@ def test_ablation_switches_remove_their_modules(switch):
   assert jax.eval_shape(lambda v: model.apply(v, x), variables).shape == (1, patch, patch, classes)
 
 
+@pytest.mark.skipif(not ON_CPU, reason="XLA's CPU backend and its YNNPACK fusions")
 def test_da_imrn_programs_hand_convolutions_to_eigen_and_matmuls_to_xnnpack(indian_pines,
                                                                           monkeypatch):
-  """The run's DA-IMRN programs compile with models.compiler_options on the CPU: no convolution
-  inside a YNNPACK fusion, matmuls still in them (XLA's default, without the options, puts both
-  there)."""
-  config = config_util.load_config(str(REPO / "configs" / "ip.py") + ":runlocal")
-  config.model.width = 0.125
-  config.model.ip_spatial = "multiscale"  # a (3, 3, 1) spatial branch: 2-D convolutions
-  split, _, _ = split_files.split_from_config(config, labels=indian_pines)
+  """The run's DA-IMRN programs on a CPU mesh compile with the CPU forms' options: no
+  convolution inside a YNNPACK fusion, matmuls still in them (XLA's default, without the options,
+  puts both there)."""
+  config = config_util.load_config(str(REPO / "configs" / "ip.py") + ":runlocal,ip_spatial=multiscale")
+  config.model.width = 0.125  # the multi-scale option's (3, 3, 1) branch: 2-D convolutions
+  split, _, _ = split_sources.split_from_config(config, labels=indian_pines)
   mesh = parallel.make_mesh()
 
   def ynn_fusions():
@@ -244,13 +291,5 @@ def test_da_imrn_programs_hand_convolutions_to_eigen_and_matmuls_to_xnnpack(indi
   ynn = ynn_fusions()
   assert any("dot_general" in line for line in ynn)
   assert not any("conv_general_dilated" in line for line in ynn)
-  monkeypatch.setattr(loop_conv, "compiler_options", lambda: None)
+  monkeypatch.setattr(models, "compiler_options", lambda model_config, forms: None)
   assert any("conv_general_dilated" in line for line in ynn_fusions())
-  monkeypatch.undo()
-  assert models.compiler_options(config.model) == loop_conv.CPU_COMPILER_OPTIONS
-  config.model.fast_conv = False
-  assert models.compiler_options(config.model) is None
-  config.model.fast_conv, config.model.ip_spatial = True, "code"  # band convolutions only
-  assert models.compiler_options(config.model) is None
-  pu = config_util.load_config(str(REPO / "configs" / "pu.py"))
-  assert models.compiler_options(pu.model) == loop_conv.CPU_COMPILER_OPTIONS

@@ -2,6 +2,7 @@
 
 import json
 import re
+import statistics
 import subprocess
 import sys
 
@@ -11,11 +12,11 @@ import numpy as np
 import pytest
 
 from hsi_jax import checkpoint, config_util, models, parallel, run, seeds
-from hsi_jax.data import split_files
+from hsi_jax.data import split_sources
 from hsi_jax.families import windows
 from hsi_jax.train import optim, state as state_lib, step as step_lib
 
-from conftest import REPO, subprocess_env
+from conftest import REPO, free_port, subprocess_env
 
 RUNLOCAL = str(REPO / "configs" / "ip.py") + ":runlocal"
 TINY = ["--config.model.width=0.125", "--config.train.epochs=1", "--config.train.optimizer=sgd",
@@ -45,11 +46,11 @@ def test_seed_configs_map_seeds_to_init_seeds_or_partitions():
 
 
 def test_seeds_axis_takes_the_largest_divisor_not_above_the_seeds():
-  assert seeds.seeds_axis(5, 8) == 4 and seeds.seeds_axis(3, 8) == 2
-  assert seeds.seeds_axis(1, 8) == 1 and seeds.seeds_axis(8, 8) == 8 and seeds.seeds_axis(5, 1) == 1
-  assert seeds.seeds_axis(5, 8, requested=2) == 2
+  assert parallel.seeds_axis(5, 8) == 4 and parallel.seeds_axis(3, 8) == 2
+  assert parallel.seeds_axis(1, 8) == 1 and parallel.seeds_axis(8, 8) == 8 and parallel.seeds_axis(5, 1) == 1
+  assert parallel.seeds_axis(5, 8, requested=2) == 2
   with pytest.raises(ValueError, match="must divide"):
-    seeds.seeds_axis(5, 8, requested=3)
+    parallel.seeds_axis(5, 8, requested=3)
 
 
 def test_epoch_order_does_not_depend_on_padding():
@@ -72,9 +73,14 @@ def test_a_batch_of_padding_changes_nothing():
   y = jnp.ones((4, 4, 4), jnp.int32)
   same, _ = step(state, x, y, jnp.zeros((4,)))
   moved, _ = step(state, x, y, jnp.ones((4,)))
-  for a, b, c in zip(jax.tree.leaves(state), jax.tree.leaves(same), jax.tree.leaves(moved)):
+  for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(same)):
     np.testing.assert_array_equal(a, b)
   assert int(moved.step) == 1 and int(same.step) == 0
+  # The same batch with weight 1 is a real step: it moves every parameter and every BatchNorm
+  # statistic (so "nothing changed" above is the zero weight's doing, not a step that does nothing).
+  for before, after in zip(jax.tree.leaves((state.params, state.batch_stats)),
+                           jax.tree.leaves((moved.params, moved.batch_stats))):
+    assert not np.array_equal(before, after)
 
 
 def _epochs(path):
@@ -91,8 +97,8 @@ def test_vmapped_epoch_equals_separate_epochs(indian_pines):
   configs = [_tiny(partition=p) for p in (1, 2)]
   datas = []
   for c, count in zip(configs, (40, 43)):
-    split, _, _ = split_files.split_from_config(c, labels=indian_pines)
-    data = windows.host_data(c, indian_pines.cube, split)
+    split, _, _ = split_sources.split_from_config(c, labels=indian_pines)
+    data = windows.seed_data(c, indian_pines.cube, split)
     datas.append(data.replace(train_origins=data.train_origins[:count],
                               train_flips=data.train_flips[:count], num_windows=np.int32(count)))
   mesh = parallel.make_mesh()
@@ -158,7 +164,12 @@ def test_three_seeds_one_and_eight_devices(tmp_path):
   assert [r["seed"] for r in one["runs"]] == [0, 1, 2]
   assert len({r["split_hash"] for r in one["runs"]}) == 1  # one partition, three init seeds
   assert len({tuple(map(tuple, r["confusion_matrix"])) for r in one["runs"]}) == 3
-  assert set(one["mean"]) == {"oa", "aa", "kappa"} and one["std"]["oa"] > 0
+  # mean and std summarise the three runs' own numbers (the population std, ddof=0).
+  assert set(one["mean"]) == set(one["std"]) == {"oa", "aa", "kappa"}
+  for key in ("oa", "aa", "kappa"):
+    values = [r[key] for r in one["runs"]]
+    assert one["mean"][key] == pytest.approx(statistics.fmean(values), rel=1e-12)
+    assert one["std"][key] == pytest.approx(statistics.pstdev(values), rel=1e-9)
   # One SGD epoch: the float tolerance of docs/design.md ("Devices and float drift").
   for k, (a, b) in enumerate(zip(one["runs"], eight["runs"])):
     assert a["oa"] == pytest.approx(b["oa"], abs=5e-3)
@@ -174,7 +185,7 @@ def test_two_process_multihost_run_writes_once(tmp_path):
   both compute the same run, only process 0 writes the files."""
   workdir = tmp_path / "run"
   command = [sys.executable, "launch/train.py", "--multihost",
-             "--coordinator_address=localhost:12757", "--num_processes=2",
+             f"--coordinator_address=localhost:{free_port()}", "--num_processes=2",
              f"--config={RUNLOCAL}", f"--workdir={workdir}", "--config.model.width=0.125",
              "--config.train.epochs=1"]
   processes = [subprocess.Popen(command + [f"--process_id={i}"], cwd=REPO, text=True,

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import REPO, SHARED_DATA, subprocess_env
 from hsi_jax import config_util
-from hsi_jax.data import split_files, splits
+from hsi_jax.data import split_sources, splits
 from hsi_jax.evaluate import metrics
 
 OFFICIAL = SHARED_DATA / "official_ip_partitions"
@@ -41,7 +41,7 @@ def test_split_npz_is_used_exactly_and_recorded(tmp_path, ground_truths, indian_
   config.split.npz = str(tmp_path / "part_{partition}" / "split.npz")
   for k, split in made.items():
     config.partition = k
-    loaded, _, _ = split_files.split_from_config(config, labels=indian_pines)
+    loaded, _, _ = split_sources.split_from_config(config, labels=indian_pines)
     for name, array in split.arrays().items():
       assert np.array_equal(getattr(loaded, name), array), name
     path = tmp_path / f"part_{k}" / "split.npz"
@@ -64,7 +64,7 @@ def test_run_on_split_npz_partitions_through_the_launcher(tmp_path, ground_truth
       cwd=REPO, capture_output=True, text=True, timeout=600, env=subprocess_env(devices=1))
   assert result.returncode == 0, result.stderr[-2000:]
   for index, k in enumerate((2, 3)):
-    run_dir = workdir / f"seed{index}"
+    run_dir = workdir / f"partition{k}"
     with np.load(run_dir / "split.npz") as saved:
       for name, array in made[k].arrays().items():
         assert np.array_equal(saved[name], array), (k, name)
@@ -86,7 +86,7 @@ def test_official_ip_partitions_load_as_given(indian_pines):
   config.split.npz = str(OFFICIAL / "IP_{partition}" / "split.npz")
   for k in range(1, 6):
     config.partition = k
-    loaded, _, _ = split_files.split_from_config(config, labels=indian_pines)
+    loaded, _, _ = split_sources.split_from_config(config, labels=indian_pines)
     with np.load(OFFICIAL / f"IP_{k}" / "split.npz") as shipped:
       for name in shipped.files:
         assert np.array_equal(shipped[name], getattr(loaded, name)), (k, name)

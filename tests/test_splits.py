@@ -5,7 +5,7 @@ import scipy.io
 import pytest
 
 from hsi_jax import config_util
-from hsi_jax.data import audit, split_files, splits
+from hsi_jax.data import audit, split_sources, splits
 
 from conftest import REPO
 
@@ -33,7 +33,7 @@ def config_for(scene, arg=None):
 @pytest.fixture(scope="module")
 def block_splits():
   """Five partitions (seeds 1..5) per scene, as the paper protocol uses them."""
-  return {scene: [split_files.split_from_config(config_for(scene), seed)[0] for seed in range(1, 6)]
+  return {scene: [split_sources.split_from_config(config_for(scene), seed)[0] for seed in range(1, 6)]
           for scene in SCENES}
 
 
@@ -172,9 +172,9 @@ def test_window_labels_are_each_blocks_own(block_splits, ground_truths):
 
 def test_same_seed_same_split_different_seed_differs(ground_truths):
   config = config_for("pu")
-  a = split_files.split_from_config(config, 3)[0]
-  b = split_files.split_from_config(config, 3)[0]
-  c = split_files.split_from_config(config, 4)[0]
+  a = split_sources.split_from_config(config, 3)[0]
+  b = split_sources.split_from_config(config, 3)[0]
+  c = split_sources.split_from_config(config, 4)[0]
   assert a.content_hash() == b.content_hash()
   for name, array in a.arrays().items():
     np.testing.assert_array_equal(array, b.arrays()[name])
@@ -199,7 +199,7 @@ def test_pixels_protocol_exact_counts(ground_truths):
 
 def test_pixels_protocol_small_classes_capped(ground_truths):
   gt = ground_truths["ip"].gt
-  split = split_files.split_from_config(config_for("ip", "protocol=pixels"), 1)[0]
+  split = split_sources.split_from_config(config_for("ip", "protocol=pixels"), 1)[0]
   counts = split.class_counts(16)
   n = np.bincount(gt.ravel())[1:]
   for c in range(16):

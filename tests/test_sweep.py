@@ -22,7 +22,7 @@ def test_overrides_take_the_leaf_type_and_unknown_leaves_fail():
   assert config.train.epochs == 7 and config.num_seeds == 3
   with pytest.raises(config_util.ConfigError, match="valid keys there: .*use_sam"):
     sweep.apply_overrides(config, [("model.use_scma", False)])
-  with pytest.raises(config_util.ConfigError, match="expected a int"):
+  with pytest.raises(config_util.ConfigError, match="Override train.epochs must be a int, got .many."):
     sweep.apply_overrides(config, [sweep.parse_override("train.epochs=many")])
   with pytest.raises(config_util.ConfigError, match="section.leaf=value"):
     sweep.parse_override("model.use_scam")

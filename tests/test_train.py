@@ -2,7 +2,9 @@
 
 import io
 import json
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -72,24 +74,64 @@ def runlocal_run(tmp_path_factory):
   return workdir, results, time.perf_counter() - start
 
 
+def _da_imrn_params(width, bands=200, patch=4, classes=16, valid_kernels=(1, 1, 2, 1, 1, 1),
+                    spatial_taps=(1,), spectral_taps=(3, 5, 7), hidden=512):
+  """DA-IMRN's parameters and BatchNorm statistics on Indian Pines (the code's spatial block: one
+  1x1x1 branch), counted layer by layer from docs/decisions.md ("DA-IMRN network"): stage k
+  feeds each branch its own output concatenated with the other's attended one; band stride 2."""
+  features = [(round(f2 * width), round(f3 * width)) for f2, f3 in
+              ((32, 64), (32, 64), (64, 128), (64, 128), (128, 256), (128, 256))]
+  hidden = round(hidden * width)
+  total, channels = 0, 1  # both branches start from the cube: one channel
+  for (f2, f3), k_valid in zip(features, valid_kernels):
+    strided = -(-bands // 2)
+    bands = strided - k_valid + 1
+    total += patch * patch * channels + 1  # SAM: one (p, p, 1) conv to one channel
+    total += 2 * channels * hidden + hidden + channels  # SCAM's MLP C -> hidden -> C
+    total += (channels + 1) + ((patch // 2) ** 2 * channels + 1)  # SCAM's fine and coarse maps
+    for taps in (spatial_taps, spectral_taps):  # MSpaRB and MSpeRB on 2C input channels
+      total += 2 * channels * f3 + f3 + 4 * strided  # entry 1x1x1 conv + BN (4 per band)
+      total += sum(t * f3 * f2 + f2 for t in taps) + len(taps) * f2 * f3 + f3  # branches + fuse
+      total += 4 * strided  # BN after the fuse
+      total += k_valid * f3 * f3 + f3 + 4 * bands  # valid band conv + BN
+    channels = f3
+  return total + 2 * channels * classes + classes  # 1x1x1 classifier on both branches
+
+
 @pytest.mark.slow
 def test_runlocal_end_to_end_on_indian_pines(runlocal_run):
   workdir, results, seconds = runlocal_run
-  assert seconds < 300
-  assert results["oa"] > 0.5  # 16 classes: chance is far below
+  config = config_util.load_config(RUNLOCAL)
   for name in ("config.json", "split.npz", "split.json", "split.png", "metrics.jsonl", "curves.png",
                "results.json", "map.npy", "map.png"):
     assert (workdir / name).is_file(), name
   assert set(os.listdir(workdir / "checkpoints")) == {"latest"}
+  split = split_files.load_split(workdir / "split.npz")
   epochs = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-  assert [e["round"] for e in epochs] == list(range(len(epochs)))
+  # Every configured epoch ran (runlocal's patience is its epoch count), each as many steps as
+  # the training windows and their flipped copies fill in whole batches.
+  steps = math.ceil(2 * len(split.train_windows) / config.train.batch_size)
+  assert [(e["round"], e["step"]) for e in epochs] == [
+      (r, (r + 1) * steps) for r in range(config.train.epochs)]
   assert epochs[-1]["loss"] < epochs[0]["loss"]
-  assert results["num_params"] > 0 and results["train_seconds"] > 0
+  # The training time is the epochs' own times (metrics.jsonl, in ms), within the run's wall time.
+  assert results["train_seconds"] == pytest.approx(sum(e["seconds"] for e in epochs),
+                                                   abs=0.005 + 0.0005 * len(epochs))
+  assert results["train_seconds"] < seconds
+  # The parameter count, by hand (the formula gives the official network's 3,298,960 at width 1).
+  assert _da_imrn_params(width=1.0) == 3_298_960
+  assert results["num_params"] == _da_imrn_params(width=config.model.width) == 216_976
   # results.json is computed from map.npy at the test pixels of split.npz.
   prediction = np.load(workdir / "map.npy")
-  split = split_files.load_split(workdir / "split.npz")
   assert prediction.shape == (145, 145) and prediction.min() >= 1
   test = split.test > 0
+  # Learnt, not guessed: above labelling every test pixel with their commonest class (23.3 % of
+  # partition 1's), and at the OA this quick run reaches (69.5 % on this 2-core CPU; 67.9-70.2 %
+  # for model seeds 0-2 in results/ip_ablation_runlocal) within the float drift of ten Nadam
+  # epochs on other hardware (docs/design.md, "Devices and float drift").
+  majority = np.bincount(split.test[test]).max() / test.sum()
+  assert results["oa"] > majority
+  assert results["oa"] == pytest.approx(0.695, abs=0.03)
   assert results["num_test_pixels"] == int(test.sum())
   assert results["oa"] == pytest.approx(np.mean(prediction[test] == split.test[test]))
   assert results["split_hash"] == split.content_hash()
@@ -119,7 +161,7 @@ def test_resume_after_sigkill_matches_uninterrupted(runlocal_run, tmp_path):
   reference_dir, reference, _ = runlocal_run
   process = launch_train(tmp_path)
   metrics_path = tmp_path / "metrics.jsonl"
-  deadline = time.time() + 240
+  deadline = time.time() + 1800  # a safety limit only (a loaded 2-core CPU takes ~5 min)
   while time.time() < deadline and process.poll() is None:
     if metrics_path.exists() and len(metrics_path.read_text().splitlines()) >= 3:
       break
@@ -128,22 +170,32 @@ def test_resume_after_sigkill_matches_uninterrupted(runlocal_run, tmp_path):
   os.kill(process.pid, signal.SIGKILL)
   process.wait()
   assert not (tmp_path / "results.json").exists()
+  epochs_before_kill = len(metrics_path.read_text().splitlines())
+  assert epochs_before_kill >= 3
   resumed = launch_train(tmp_path)
-  output, _ = resumed.communicate(timeout=300)
+  output, _ = resumed.communicate(timeout=1800)
   assert resumed.returncode == 0, output
-  assert "Resuming" in output
-  # What the run says before and during its epochs (output is a pipe: plain progress lines).
   lines = output.splitlines()
+  # It resumed from a checkpoint (saved after epoch 1 at the earliest, and after no epoch that
+  # had not ended), at the epoch after it; the first epoch it then runs is that one.
+  resumed_at = [int(match.group(1)) for match in (
+      re.fullmatch(rf"Resuming {re.escape(str(tmp_path))} at epoch (\d+)\.", line)
+      for line in lines) if match]
+  assert len(resumed_at) == 1 and 2 <= resumed_at[0] <= epochs_before_kill + 1, resumed_at
+  first_epoch = next(line for line in lines if re.match(r"epoch +\d+/10 loss ", line))
+  assert first_epoch.startswith(f"epoch {resumed_at[0]:3d}/10 loss "), first_epoch
+  # What the run says before and during its epochs (output is a pipe: plain progress lines).
   order = [next(i for i, line in enumerate(lines) if line.startswith(prefix)) for prefix in
            ("scene ip: 145x145 pixels, 200 bands", "split blocks, partition 1: train ",
             "model da_imrn: ", "compiling the training epoch", "compiled in ")]
   assert order == sorted(order)
-  assert "parameters" in lines[order[2]]
+  assert lines[order[2]] == (f"model da_imrn: {_da_imrn_params(width=0.25):,} parameters "
+                             "(with BatchNorm statistics)")
   progress_lines = [line for line in lines if line.startswith("epoch ") and "patches/s" in line]
   assert progress_lines and all("steps" in line and "ETA" in line for line in progress_lines)
   results = json.loads((tmp_path / "results.json").read_text())
   assert results["confusion_matrix"] == reference["confusion_matrix"]
-  assert results["best_epoch"] == reference["best_epoch"]
+  assert results["best_round"] == reference["best_round"]
   ours = [json.loads(line) for line in metrics_path.read_text().splitlines()]
   theirs = [json.loads(line) for line in (reference_dir / "metrics.jsonl").read_text().splitlines()]
   assert [e["round"] for e in ours] == [e["round"] for e in theirs]

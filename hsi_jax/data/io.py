@@ -32,22 +32,18 @@ class DataError(errors.UserError, ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class SceneData:
-  """A loaded scene. cube: (H, W, B) float32; gt: (H, W) int32, classes 1..C, 0 = unlabelled."""
+  """A loaded scene. cube: (H, W, B) float32; gt: (H, W) int32, classes 1..C, 0 = unlabelled;
+  class_ids[i]: the id in the ground-truth file of class i + 1 (the Scene's raw_class_ids)."""
   name: str
   cube: Optional[np.ndarray]
   gt: np.ndarray
   class_names: tuple[str, ...]
+  class_ids: tuple[int, ...]
   warnings: tuple[str, ...] = ()  # what a run should say about the data (and record)
-  raw_class_ids: tuple[int, ...] = ()  # the id in the file of class i + 1 (() = i + 1)
 
   @property
   def num_classes(self) -> int:
     return len(self.class_names)
-
-  @property
-  def class_ids(self) -> tuple[int, ...]:
-    """The id in the ground-truth file of each class 1..C."""
-    return self.raw_class_ids or tuple(range(1, self.num_classes + 1))
 
 
 def data_dir(root: Optional[str] = None) -> pathlib.Path:
@@ -231,10 +227,6 @@ def _registry_shape(shape, scene: scenes_lib.Scene, array_file, path) -> list[st
   (the file cannot verify), a warning where none is (a cropped or re-cut scene still runs)."""
   if tuple(shape) == tuple(scene.shape):
     return []
-  if scene.name == scenes_lib.CUSTOM:
-    raise DataError(f"{path}: the ground truth is {shape[0]}x{shape[1]} pixels, the config says "
-                    f"{scene.shape[0]}x{scene.shape[1]}; the file changed since the config was "
-                    "made: load the config again.")
   message = (f"{path}: {scene.title} is {scene.shape[0]}x{scene.shape[1]} pixels in the "
              f"registry, this file's is {shape[0]}x{shape[1]}")
   if array_file.sha256 is not None:
@@ -256,19 +248,59 @@ def _verify_hash(array: np.ndarray, scene: scenes_lib.Scene, array_file, path) -
         f"--scene={scene.name}`.")
 
 
+def class_names_from(path: str, raw_ids) -> tuple[str, ...]:
+  """Names from a text file of one name a line (blank lines ignored), in increasing raw-id order;
+  no file: "class <raw id>"."""
+  if not path:
+    return tuple(f"class {raw_id}" for raw_id in raw_ids)
+  file = pathlib.Path(path).expanduser()
+  if not file.is_file():
+    raise FileNotFoundError(f"No class-name file at {file} (classes=...).")
+  names = [line.strip() for line in file.read_text().splitlines() if line.strip()]
+  if len(names) != len(raw_ids):
+    raise DataError(f"{file} names {len(names)} classes, the ground truth holds {len(raw_ids)} "
+                    f"(ids {list(raw_ids)}): give one name a line for each, in that order.")
+  return tuple(names)
+
+
+def custom_scene(data) -> scenes_lib.Scene:
+  """A user's own scene (configs/custom.py), described from its files when it is used: config.data
+  records only the choices (cube, gt, cube_key, gt_key, classes). Reads the ground truth and the
+  cube's header (not the cube): size, band count, the classes present (raw ids, numbered 1..C in
+  increasing order), their names (data.classes, a file of one name a line; "" = "class <id>"), the
+  bands of an RGB composite (scenes.display_bands) and the array keys ("" = the file's only
+  array). Errors name the file and the option that fixes it."""
+  cube_path, gt_path = (pathlib.Path(p).expanduser().resolve() for p in (data.cube, data.gt))
+  for option, path in (("cube", cube_path), ("gt", gt_path)):
+    if not path.is_file():
+      raise FileNotFoundError(f"no file at {path} (configs/custom.py:{option}=...).")
+  gt_key = pick_key(array_shapes(gt_path), data.gt_key, gt_path, "gt_key")
+  labels = check_ground_truth(read_arrays(gt_path, [gt_key])[gt_key], str(gt_path))
+  shapes = array_shapes(cube_path)
+  cube_key = pick_key(shapes, data.cube_key, cube_path, "cube_key")
+  check_cube_shape(shapes[cube_key], labels.shape, None, f"{cube_path} (ground truth {gt_path})")
+  num_bands = int(shapes[cube_key][2])
+  raw_ids = tuple(int(i) for i in np.unique(labels[labels > 0]))
+  return scenes_lib.Scene(
+      name=scenes_lib.CUSTOM, title=f"custom scene {gt_path.name}",
+      cube=scenes_lib.ArrayFile(str(cube_path), cube_key, "", None),
+      gt=scenes_lib.ArrayFile(str(gt_path), gt_key, "", None, class_map=True),
+      shape=tuple(labels.shape), num_bands=num_bands,
+      class_names=class_names_from(data.classes, raw_ids),
+      rgb_bands=scenes_lib.display_bands(num_bands), class_ids=raw_ids)
+
+
 def scene_of(config) -> scenes_lib.Scene:
   """The config's scene: a registered one by name, or (config.scene == "custom") the user's files
-  described in config.data (configs/custom.py derives those values from the files)."""
+  named in config.data, described from the files now (custom_scene). DA-IMRN ends its six stages
+  at 3 bands: a custom cube of fewer is a DataError naming the fix."""
   if config.scene != scenes_lib.CUSTOM:
     return scenes_lib.get_scene(config.scene)
-  data = config.data
-  return scenes_lib.Scene(
-      name=scenes_lib.CUSTOM, title=f"custom scene {pathlib.Path(data.gt).name}",
-      cube=scenes_lib.ArrayFile(str(pathlib.Path(data.cube).expanduser()), data.cube_key, "", None),
-      gt=scenes_lib.ArrayFile(str(pathlib.Path(data.gt).expanduser()), data.gt_key, "", None,
-                              class_map=True),
-      shape=tuple(data.shape), num_bands=data.num_bands, class_names=tuple(data.class_names),
-      rgb_bands=tuple(data.rgb_bands), class_ids=tuple(data.class_ids))
+  scene = custom_scene(config.data)
+  if config.model.name == "da_imrn" and scene.num_bands < 3:
+    raise DataError(f"DA-IMRN needs a cube of at least 3 bands, {scene.cube.filename} has "
+                    f"{scene.num_bands}; use another model=.")
+  return scene
 
 
 def load_config_labels(config) -> SceneData:
@@ -297,8 +329,8 @@ def load_ground_truth(name, root: Optional[str] = None, verify: bool = True) -> 
   if verify:
     _verify_hash(raw, scene, scene.gt, path)
   gt = scenes_lib.remap_classes(gt, scene.raw_class_ids)
-  return SceneData(scene.name, None, gt, scene.class_names, tuple(warnings),
-                   tuple(scene.raw_class_ids))
+  return SceneData(scene.name, None, gt, scene.class_names, tuple(scene.raw_class_ids),
+                   tuple(warnings))
 
 
 def load_scene(name, root: Optional[str] = None, verify: bool = True) -> SceneData:

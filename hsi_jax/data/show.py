@@ -8,7 +8,7 @@ import pathlib
 import numpy as np
 
 from hsi_jax import plots
-from hsi_jax.data import custom, io
+from hsi_jax.data import custom, io, split_sources
 
 
 def summary(scene: io.SceneData, title: str) -> str:
@@ -29,11 +29,13 @@ def summary(scene: io.SceneData, title: str) -> str:
 
 
 def show_scene(config, out_dir: os.PathLike) -> str:
-  """Loads the config's scene, writes out_dir/scene.png and returns the summary."""
+  """Loads the config's scene, writes out_dir/scene.png and returns the summary, with what was
+  derived from a custom scene's files and the `blocks` values calibrated for the scene."""
   scene_info = io.scene_of(config)
   scene = io.load_config_scene(config)
   out_dir = pathlib.Path(out_dir).expanduser()
   out_dir.mkdir(parents=True, exist_ok=True)
   plots.plot_scene(out_dir / "scene.png", scene.cube, scene.gt, scene_info.rgb_bands,
                    scene.class_names, scene_info.title)
-  return "\n".join([summary(scene, scene_info.title)] + custom.derived_lines(config))
+  return "\n".join([summary(scene, scene_info.title)] + custom.derived_lines(config)
+                   + split_sources.calibration_lines(config, scene))

@@ -54,10 +54,10 @@ class SplitError(errors.UserError, ValueError):
 class BlocksParams:
   block: int                       # side of train / val blocks (bs)
   patch: int                       # side of network input windows (p)
-  pixel_ratio: float               # sets train blocks per class
-  val_ratio: float                 # sets val blocks per class
+  pixel_ratio: Optional[float]     # sets train blocks per class (None: calibrated for the scene)
+  val_ratio: Optional[float]       # sets val blocks per class (None: calibrated for the scene)
   k_keep: int                      # labelled pixels kept as train per block
-  accept: tuple[int, int]          # [min, max] for both the train and the val pixel totals
+  accept: Optional[tuple[int, int]]  # [min, max] for both the train and the val pixel totals
   max_attempts: int = 100
 
 
@@ -265,11 +265,12 @@ def _blocks_setup(gt, num_classes, params: BlocksParams):
 
 
 def calibrate_blocks(gt, num_classes: int, params: BlocksParams, train_fraction: float,
-                     val_fraction: float, rounds: int = 4, draws: int = 4) -> tuple[float, float]:
+                     val_fraction: float, *, rounds: int, draws: int) -> tuple[float, float]:
   """(pixel_ratio, val_ratio) whose `blocks` draws hold on average `train_fraction` and
   `val_fraction` of the labelled pixels, for a scene whose settings were never calibrated (a
-  user's own). Each round scales both ratios by target / measured over `draws` attempts of a
-  fixed Generator (seed 0): deterministic, and independent of the partitions drawn later."""
+  user's own), starting from params' ratios. Each of `rounds` rounds scales both ratios by
+  target / measured over `draws` attempts of a fixed Generator (seed 0): deterministic, and
+  independent of the partitions drawn later."""
   gt = np.asarray(gt, np.int32)
   labelled = np.count_nonzero(gt)
   pixel_ratio, val_ratio = params.pixel_ratio, params.val_ratio
@@ -391,7 +392,8 @@ def params_from_config(split_config) -> tuple[str, object]:
     return protocol, BlocksParams(
         block=split_config.block, patch=split_config.patch, pixel_ratio=split_config.pixel_ratio,
         val_ratio=split_config.val_ratio, k_keep=split_config.k_keep,
-        accept=tuple(split_config.accept), max_attempts=split_config.max_attempts)
+        accept=None if split_config.accept is None else tuple(split_config.accept),
+        max_attempts=split_config.max_attempts)
   if protocol == "pixels":
     return protocol, PixelsParams(
         patch=split_config.patch, per_class=split_config.per_class,

@@ -1,24 +1,25 @@
-"""Model families behind one registry: {model name -> (builder, family)}.
+"""Model families behind one registry: {model name -> family}.
 
-A family turns (config, scene, splits) into what the run loop (hsi_jax/run.py) drives:
+A family turns (config, scene, splits) into what the run loop (hsi_jax/loop.py) drives:
 - windows (DA-IMRN): every pixel of p x p windows; a round is an epoch;
 - pixels (SSAN and its rows): centre-pixel classification; a round is train.eval_every steps;
-- classical (KNN, SVM): scikit-learn fitted on the host, no rounds.
-The neural families expose `make_program(config, scene, splits, mesh, on_step) -> Program`
-(families/program.py); the classical one `fit_predict(config, scene, split)`.
+- classical (KNN, SVM): scikit-learn fitted on the host; one round, the fit.
+Each family module has the same interface: `make_mesh(config, num_seeds)`, `check(config, splits,
+mesh)` (a UserError before anything is written), `make_program(config, scene, splits, mesh,
+on_step) -> Program` (families/program.py) and `WINDOWED` (whether its inputs are the split's
+windows). The network of a model name is built by models.build_model.
 """
 
 from __future__ import annotations
 
-from hsi_jax import models
 from hsi_jax.families import classical, pixels, windows
 from hsi_jax.models import ssan
 
 REGISTRY = {
-    "da_imrn": (models.build_da_imrn, windows),
-    **{name: (models.build_ssan, pixels) for name in ssan.VARIANTS},
-    "knn": (classical.candidates, classical),
-    "svm": (classical.candidates, classical),
+    "da_imrn": windows,
+    **{name: pixels for name in ssan.VARIANTS},
+    "knn": classical,
+    "svm": classical,
 }
 NAMES = tuple(REGISTRY)
 
@@ -27,7 +28,7 @@ def family_of(model_name: str):
   """The family module that trains `model_name`."""
   if model_name not in REGISTRY:
     raise ValueError(f"Unknown model {model_name!r}; valid: {', '.join(NAMES)}.")
-  return REGISTRY[model_name][1]
+  return REGISTRY[model_name]
 
 
 def is_neural(model_name: str) -> bool:

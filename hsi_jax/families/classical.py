@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import itertools
 
+import jax
 import numpy as np
 
+from hsi_jax import parallel
 from hsi_jax.data import pixel_inputs, splits as splits_lib
+from hsi_jax.families import program as program_lib
 
 try:
   from sklearn.neighbors import KNeighborsClassifier
@@ -32,37 +35,87 @@ def candidates(model_config) -> list:
           for c, g in itertools.product(model_config.svm_c, model_config.svm_gamma)]
 
 
-def check_split(config, split) -> None:
+ROUND_NAME = "fit"
+WINDOWED = False  # per-pixel spectra: a split.npz gives its maps
+
+
+def make_mesh(config, num_seeds: int):
+  """One device row: the seeds are fitted one after another on the host, none is padded."""
+  del config, num_seeds
+  return parallel.make_mesh(seeds=1)
+
+
+def check(config, splits, mesh) -> None:
   """A SplitError, before anything is written, for a split this model cannot be fitted on."""
-  if not np.any(split.val > 0):
-    raise splits_lib.SplitError(f"{config.model.name} chooses its hyperparameters on validation "
-                                "pixels; this split has none (set split.val_per_class > 0).")
-  if config.model.name == "svm" and len(np.unique(split.train[split.train > 0])) < 2:
-    raise splits_lib.SplitError("svm needs training pixels of at least two classes; this split "
-                                "has one (use model=knn, or a scene with more classes).")
+  del mesh
+  for split in splits:
+    if not np.any(split.val > 0):
+      raise splits_lib.SplitError(f"{config.model.name} chooses its hyperparameters on "
+                                  "validation pixels; this split has none (set "
+                                  "split.val_per_class > 0).")
+    if config.model.name == "svm" and len(np.unique(split.train[split.train > 0])) < 2:
+      raise splits_lib.SplitError("svm needs training pixels of at least two classes; this "
+                                  "split has one (use model=knn, or a scene with more classes).")
 
 
-def fit_predict(config, scene, split) -> tuple[np.ndarray, dict]:
-  """-> (prediction (H, W) class ids 1..C for every pixel, info for results.json)."""
+def fit_predict(config, spectra: np.ndarray, split) -> tuple[np.ndarray, int, float]:
+  """Fits the model's grid on the training pixels of `spectra` (H, W, B), chooses on the
+  validation pixels -> (prediction (H, W) int32 class ids 1..C for every pixel, the chosen
+  candidate's index, its validation accuracy)."""
   if SVC is None:
     raise ImportError(f"model={config.model.name} needs scikit-learn: pip install -e "
                       "'.[baselines]'")
-  if config.data.fit_stats not in pixel_inputs.FIT_STATS:
-    raise ValueError(f"data.fit_stats must be one of {pixel_inputs.FIT_STATS}, got "
-                     f"{config.data.fit_stats!r}.")
-  fit_mask = split.train > 0 if config.data.fit_stats == "train" else np.ones(split.train.shape, bool)
-  spectra = pixel_inputs.minmax(scene.cube, fit_mask)
-  check_split(config, split)
   train, val = split.train > 0, split.val > 0
   best = None
-  for settings, classifier in candidates(config.model):
+  for index, (_, classifier) in enumerate(candidates(config.model)):
     classifier.fit(spectra[train], split.train[train])
     val_accuracy = float(np.mean(classifier.predict(spectra[val]) == split.val[val]))
     if best is None or val_accuracy > best[0]:
-      best = (val_accuracy, settings, classifier)
-  val_accuracy, settings, classifier = best
+      best = (val_accuracy, index, classifier)
+  val_accuracy, index, classifier = best
   flat = spectra.reshape(-1, spectra.shape[-1])
   prediction = np.concatenate([classifier.predict(flat[i:i + 8192])
                                for i in range(0, len(flat), 8192)])
-  return (prediction.reshape(split.train.shape).astype(np.int32),
-          dict(best_val_accuracy=val_accuracy, chosen=settings, num_params=None))
+  return prediction.reshape(split.train.shape).astype(np.int32), index, val_accuracy
+
+
+def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Program:
+  """K seeds' fits as a one-round program of the run loop. The state of a seed is its map (H, W)
+  int32 (0 before the fit) and the index of its chosen candidate; the round fits every seed."""
+  del on_step
+  spectra = [pixel_inputs.minmax(scene.cube, split.train > 0 if config.data.fit_stats == "train"
+                                 else np.ones(split.train.shape, bool)) for split in splits]
+  num_seeds = len(splits)
+  settings = [setting for setting, _ in candidates(config.model)]
+  val_pixels = [np.nonzero(split.val > 0) for split in splits]
+  device = mesh.devices.flat[0]
+
+  def init(keys):
+    del keys
+    return jax.device_put(dict(map=np.zeros((num_seeds,) + scene.gt.shape, np.int32),
+                               chosen=np.zeros(num_seeds, np.int32)), device)
+
+  def train_round(states, data, keys, learning_rate):
+    del states, keys, learning_rate
+    fits = [fit_predict(config, data[k], split) for k, split in enumerate(splits)]
+    states = dict(map=np.stack([fit[0] for fit in fits]),
+                  chosen=np.asarray([fit[1] for fit in fits], np.int32))
+    return jax.device_put(states, device), {"loss": np.zeros(num_seeds)}
+
+  def val_predictions(states, data):
+    del data
+    maps = np.asarray(states["map"])
+    return program_lib.pad_rows([maps[k][pixels] for k, pixels in enumerate(val_pixels)], 0)
+
+  def val_accuracy(predictions):
+    classes = [split.val[pixels] for split, pixels in zip(splits, val_pixels)]
+    correct = [int(np.sum(predictions[k, :len(c)] == c)) for k, c in enumerate(classes)]
+    return np.asarray(correct), np.asarray([len(c) for c in classes])
+
+  return program_lib.Program(
+      data=spectra, init=init, train_round=train_round, val_predictions=val_predictions,
+      val_accuracy=val_accuracy, predict_maps=lambda states, data: np.asarray(states["map"]),
+      num_rounds=1, steps_per_round=1, seed_steps=(1,) * num_seeds, batch_size=1,
+      round_name=ROUND_NAME, compile_round=lambda *args: train_round,
+      compile_note="", num_params=lambda states: None,
+      run_info=lambda best, k: dict(chosen=settings[int(np.asarray(best["chosen"])[k])]))

@@ -1,7 +1,7 @@
 """The pixels family (SSAN and its comparison rows): centre-pixel classification, one round =
 `train.eval_every` iterations (the SSAN code validates every 1,000 of its 10,000).
 
-Per seed, `host_data` builds the spectra and PCA neighbourhoods from that seed's partition
+Per seed, `seed_data` builds the spectra and PCA neighbourhoods from that seed's partition
 (statistics from its training pixels unless data.fit_stats = "scene"); seeds are stacked with their
 pixel lists padded to the longest. A round's batch order is drawn per seed from its own number of
 training pixels (pixel_step.round_order, unrolled over the K seeds inside the program), so seed k
@@ -14,23 +14,40 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hsi_jax import models, parallel
+from hsi_jax import errors, models, parallel
 from hsi_jax.data import patches, pixel_inputs, splits as splits_lib
 from hsi_jax.families import program as program_lib
 from hsi_jax.train import optim, pixel_step, state as state_lib
 
 ROUND_NAME = "round"
+WINDOWED = False  # inputs are neighbourhoods of pixels: a split.npz gives maps and a region
+make_mesh = program_lib.make_mesh
 
 
-def host_data(config, cube: np.ndarray, split: splits_lib.Split) -> pixel_step.PixelData:
+def check(config, splits, mesh) -> None:
+  """A UserError, before anything is written, for what this config cannot train on these splits
+  on this mesh: each seed's batch is split over the mesh's `data` devices, and the best state is
+  chosen on validation pixels."""
+  devices = mesh.shape["data"]
+  if config.train.batch_size % devices:
+    raise errors.UserError(
+        f"train.batch_size={config.train.batch_size} must be a multiple of the {devices} devices "
+        f"each batch is split over; use --config.train.batch_size="
+        f"{-(-config.train.batch_size // devices) * devices}, or --config.mesh_seeds to put more "
+        "devices on seeds.")
+  for split in splits:
+    if not np.any(split.val > 0):
+      raise errors.UserError(f"{config.model.name} chooses its best state on validation pixels; "
+                             f"partition {split.info.get('partition')} has none (set "
+                             "split.val_per_class > 0).")
+
+
+def seed_data(config, cube: np.ndarray, split: splits_lib.Split) -> pixel_step.PixelData:
   """One seed's inputs on the host (pixel_inputs)."""
   size = config.data.neighbourhood
   inputs = pixel_inputs.make_pixel_inputs(cube, split, config.data.pca_components,
                                           config.data.fit_stats)
   val_pixels = np.argwhere(split.val > 0).astype(np.int32)
-  if len(val_pixels) == 0:
-    raise ValueError("The pixel models choose their best checkpoint on validation pixels; this "
-                     "split has none (set split.val_per_class > 0).")
   return pixel_step.PixelData(
       spectra=inputs.spectra, pca=patches.pad_scene(inputs.pca, size),
       train_pca=patches.pad_scene(inputs.training_pca(), size),
@@ -52,13 +69,12 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
   """K' seeds (splits: one per seed, padded to the mesh) trained as one program."""
   size, train_config = config.data.neighbourhood, config.train
   steps, batch_size = train_config.eval_every, train_config.batch_size
-  if train_config.steps % steps:
-    raise ValueError(f"train.steps ({train_config.steps}) must be a multiple of train.eval_every "
-                     f"({steps}).")
-  hosts = [host_data(config, scene.cube, s) for s in splits]
+  hosts = [seed_data(config, scene.cube, s) for s in splits]
   counts = [len(h.train_pixels) for h in hosts]
   data = parallel.put(stack(hosts), program_lib.seed_sharding(mesh))
-  model = models.build_model(config.model, scene.num_classes)
+  forms = models.conv_forms(mesh.devices.flat[0].platform, config.model.fast_conv)
+  model = models.build_model(config.model, scene.num_classes, forms)
+  options = models.compiler_options(config.model, forms)
   optimizer = optim.make_optimizer(train_config)
   example = (jnp.zeros((1, scene.cube.shape[-1]), jnp.float32),
              jnp.zeros((1, size, size, config.data.pca_components), jnp.float32))
@@ -75,10 +91,10 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
   predict = pixel_step.make_pixel_predict(model, size, mesh, train_config.eval_batch_size)
   val_predictions = program_lib.jit_over_seeds(
       lambda state, data: predict(state.params, data.spectra, data.pca, data.val_pixels), mesh,
-      num_seeds)
+      num_seeds, compiler_options=options)
   pixel_predictions = program_lib.jit_over_seeds(
       lambda state, data, pixels: predict(state.params, data.spectra, data.pca, pixels), mesh,
-      num_seeds, in_axes=(0, 0, None))
+      num_seeds, in_axes=(0, 0, None), compiler_options=options)
   val_classes = [s.val[s.val > 0] for s in splits]
 
   def val_accuracy(predictions):
@@ -93,7 +109,7 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
   return program_lib.Program(
       data=data, init=program_lib.init_fn(state_lib.make_init(model, optimizer, example), mesh, num_seeds),
       train_round=jax.jit(train_round, donate_argnums=0, out_shardings=(
-          program_lib.seed_sharding(mesh), parallel.replicated(mesh))),
+          program_lib.seed_sharding(mesh), parallel.replicated(mesh)), compiler_options=options),
       val_predictions=val_predictions, val_accuracy=val_accuracy, predict_maps=predict_maps,
       num_rounds=train_config.steps // steps, steps_per_round=steps,
       seed_steps=(steps,) * num_seeds, batch_size=batch_size,

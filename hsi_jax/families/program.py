@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from hsi_jax import parallel
+from hsi_jax.train import state as state_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,9 +21,12 @@ class Program:
 
   init(keys (K',)) -> states                      jitted; sharded over `seeds`
   train_round(states, data, keys (K',), lr ()) -> (states, {"loss": (K',)})   jitted, donates
+  compile_round(states, data, keys, lr) -> train_round compiled for these arguments (once)
   val_predictions(states, data) -> (K', ...)      jitted; each seed's validation predictions
   val_accuracy(predictions) -> (correct (K',), counted (K',))                 host
   predict_maps(states, data) -> (K', H, W)        class ids 1..C for every pixel of the scene
+  num_params(states) -> int or None               one seed's parameters (None: not a network)
+  run_info(best_states, k) -> dict                seed k's extra results.json entries
   """
   data: Any
   init: Callable
@@ -35,6 +39,28 @@ class Program:
   seed_steps: tuple        # (K',) each seed's own steps in a round (its single run's)
   batch_size: int          # examples per step and seed
   round_name: str          # "epoch" (windows) or "round" (pixels: train.eval_every steps)
+  compile_round: Callable = None  # default: train_round.lower(...).compile()
+  compile_note: Optional[str] = None  # what compiling means, for the output ("" = nothing)
+  num_params: Callable = None     # default: state.count_params of seed 0's state
+  run_info: Callable = lambda best_states, k: {}
+
+  def __post_init__(self):
+    if self.compile_round is None:
+      object.__setattr__(self, "compile_round",
+                         lambda *args: self.train_round.lower(*args).compile())
+    if self.num_params is None:
+      object.__setattr__(self, "num_params", lambda states: state_lib.count_params(
+          jax.tree.map(lambda x: x[0], states)))
+    if self.compile_note is None:
+      object.__setattr__(self, "compile_note", f"the training {self.round_name} "
+                         f"({self.steps_per_round} steps of {self.batch_size})")
+
+
+def make_mesh(config, num_seeds: int) -> Mesh:
+  """The (seeds, data) mesh of K = num_seeds runs: config.mesh_seeds devices on `seeds` (0 = the
+  largest divisor of the device count not above K), the rest on `data`."""
+  return parallel.make_mesh(seeds=parallel.seeds_axis(num_seeds, jax.device_count(),
+                                                   config.mesh_seeds))
 
 
 def seed_sharding(mesh: Mesh) -> NamedSharding:

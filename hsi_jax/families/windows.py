@@ -1,6 +1,6 @@
 """The windows family (DA-IMRN): every pixel of p x p windows, one round = one epoch.
 
-Per seed, `host_data` builds the inputs from the scene and that seed's partition (the scene padded
+Per seed, `seed_data` builds the inputs from the scene and that seed's partition (the scene padded
 by p, the train windows with the labels they are trained on, their flips, the val windows); seeds
 of different partitions are stacked with the shorter ones padded (padded examples carry weight 0
 and a step of padding only changes nothing, train/step.py). `make_program` returns K seeds'
@@ -13,13 +13,28 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from hsi_jax import models, parallel
+from hsi_jax import errors, models, parallel
 from hsi_jax.data import patches, preprocess, splits as splits_lib
 from hsi_jax.evaluate import predict as predict_lib
 from hsi_jax.families import program as program_lib
 from hsi_jax.train import optim, state as state_lib, step as step_lib
 
 ROUND_NAME = "epoch"
+WINDOWED = True  # inputs are the split's windows: a split.npz's must be split.patch wide
+make_mesh = program_lib.make_mesh
+
+
+def check(config, splits, mesh) -> None:
+  """A UserError, before anything is written, for partitions that cannot train together: one
+  program either augments every partition's windows with their flips or none. (A batch that does
+  not divide over the mesh's `data` devices is padded with weight-0 examples: no rule.)"""
+  del mesh
+  augment = [uses_augmentation(config, split) for split in splits]
+  if len(set(augment)) > 1:
+    missing = [split.info.get("partition") for split, a in zip(splits, augment) if not a]
+    raise errors.UserError(f"partitions {missing} record no flip for some training window, the "
+                           "others do: all partitions trained together must agree on flip "
+                           "augmentation (set --config.train.augment=False to train without).")
 WINDOW_LABEL_RULES = ("block", "final_map")
 
 
@@ -40,22 +55,22 @@ def uses_augmentation(config, split: splits_lib.Split) -> bool:
   return bool(config.train.augment) and bool(np.all(split.train_flips >= 0))
 
 
-def host_data(config, cube: np.ndarray, split: splits_lib.Split) -> step_lib.DeviceData:
+def seed_data(config, cube: np.ndarray, split: splits_lib.Split) -> step_lib.WindowData:
   """One seed's inputs on the host (the scene padded by the window side p)."""
   patch = config.split.patch
   if config.data.standardize:
     cube = preprocess.standardize(cube, split.train)
-  return step_lib.DeviceData(
+  return step_lib.WindowData(
       cube=patches.pad_scene(cube, patch), train_labels=window_labels(config, split),
       train_origins=splits_lib.window_origins(split.train_windows, patch),
       train_flips=split.train_flips, val_origins=splits_lib.window_origins(split.val_windows, patch),
       num_windows=np.int32(len(split.train_windows)))
 
 
-def stack(trees: list[step_lib.DeviceData]) -> step_lib.DeviceData:
+def stack(trees: list[step_lib.WindowData]) -> step_lib.WindowData:
   """Per-seed data along a new leading axis; windows padded to the longest partition."""
   pad = program_lib.pad_rows
-  return step_lib.DeviceData(
+  return step_lib.WindowData(
       cube=np.stack([t.cube for t in trees]), train_labels=pad([t.train_labels for t in trees], 0),
       train_origins=pad([t.train_origins for t in trees], 0),
       train_flips=pad([t.train_flips for t in trees], -1),
@@ -66,19 +81,17 @@ def stack(trees: list[step_lib.DeviceData]) -> step_lib.DeviceData:
 def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Program:
   """K' seeds (splits: one per seed, padded to the mesh) trained as one program."""
   patch, train_config = config.split.patch, config.train
-  augment = {uses_augmentation(config, s) for s in splits}
-  if len(augment) != 1:
-    raise ValueError("All partitions trained together must agree on flip augmentation.")
-  augment = augment.pop()
-  host = stack([host_data(config, scene.cube, s) for s in splits])
+  augment = uses_augmentation(config, splits[0])  # the same for every split (check)
+  host = stack([seed_data(config, scene.cube, s) for s in splits])
   data = parallel.put(host, program_lib.seed_sharding(mesh))
-  model = models.build_model(config.model, scene.num_classes)
+  forms = models.conv_forms(mesh.devices.flat[0].platform, config.model.fast_conv)
+  model = models.build_model(config.model, scene.num_classes, forms)
   optimizer = optim.make_optimizer(train_config)
   example = (jnp.zeros((1, patch, patch, scene.cube.shape[-1]), jnp.float32),)
   num_seeds = len(splits)
   epoch = step_lib.make_train_epoch(model, optimizer, train_config, patch, mesh, augment, on_step)
   predict = step_lib.make_predict(model, patch, mesh, train_config.eval_batch_size)
-  options = models.compiler_options(config.model)
+  options = models.compiler_options(config.model, forms)
   val_predictions = program_lib.jit_over_seeds(
       lambda state, data: predict(state.variables, data.cube, data.val_origins), mesh, num_seeds,
       compiler_options=options)

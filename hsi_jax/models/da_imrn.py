@@ -8,20 +8,19 @@ After stage 5 (3 bands left): concat, average over the 3 bands, 1x1x1 conv to th
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from hsi_jax.models.attention import SAM, SCAM
 from hsi_jax.models.blocks import MultiScaleResidualBlock
-from hsi_jax.models.layers import Conv3D
+from hsi_jax.models.layers import PLAIN_FORMS, Conv3D, ConvForms
 
+# The paper's multi-scale branches (the DAIMRN defaults; the configs set model.spatial_kernels and
+# model.spectral_kernels per scene).
 SPATIAL_KERNELS = ((3, 3, 1), (5, 5, 1), (7, 7, 1))
 SPECTRAL_KERNELS = ((1, 1, 3), (1, 1, 5), (1, 1, 7))
-# The IP spatial block as the official code runs it: the 3x3 branch is dead, one 1x1x1 remains.
-IP_CODE_SPATIAL_KERNELS = ((1, 1, 1),)
-IP_MULTISCALE_SPATIAL_KERNELS = ((1, 1, 1), (3, 3, 1))
 
 
 # Bands after each of the six stages in the paper's schedules (IP 200, PU 103, SV 204 bands).
@@ -59,34 +58,42 @@ def band_schedule(num_bands: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 class DAIMRN(nn.Module):
-  """stage_features[k] = (F2, F3); band_strides[k], valid_kernels[k] per stage (config.model)."""
+  """stage_features[k] = (F2, F3); band_strides[k], valid_kernels[k] per stage; the branch kernels
+  of the spatial and spectral blocks; BatchNorm momentum and epsilon (config.model sets every one:
+  models.build_da_imrn). `forms`: the program's convolution functions (layers.conv_forms; the
+  default, the plain ones, is the reference)."""
   num_classes: int
   stage_features: Sequence[Sequence[int]]
-  band_strides: Sequence[int]
-  valid_kernels: Sequence[int]
+  band_strides: Optional[Sequence[int]]   # None (both): band_schedule(the input's band count)
+  valid_kernels: Optional[Sequence[int]]
   spatial_kernels: Sequence[Sequence[int]] = SPATIAL_KERNELS
   spectral_kernels: Sequence[Sequence[int]] = SPECTRAL_KERNELS
   attention_hidden: int = 512
   use_scam: bool = True
   use_sam: bool = True
   interact: bool = True
-  fast: bool = True
+  forms: ConvForms = PLAIN_FORMS
+  bn_momentum: float = 0.99
+  bn_epsilon: float = 1e-6
 
   @nn.compact
   def __call__(self, x, train: bool = False):
+    strides, kernels = ((self.band_strides, self.valid_kernels) if self.band_strides is not None
+                        else band_schedule(x.shape[-1]))
     x = x[..., None]  # (N, p, p, B, 1): Keras channels-last 3-D layout
     a = b = x
     for k, (f2, f3) in enumerate(self.stage_features):
       if self.interact:
-        from_b = SAM(fast=self.fast, name=f"sam_{k}")(b) if self.use_sam else b
-        from_a = SCAM(self.attention_hidden, fast=self.fast, name=f"scam_{k}")(a) \
+        from_b = SAM(self.forms.conv3d, name=f"sam_{k}")(b) if self.use_sam else b
+        from_a = SCAM(self.forms.conv3d, self.attention_hidden, name=f"scam_{k}")(a) \
             if self.use_scam else a
         a, b = (a, from_b), (b, from_a)  # channel-concatenated by the blocks' entry convolutions
-      block = lambda kernels, name: MultiScaleResidualBlock(  # noqa: E731
-          f2, f3, self.band_strides[k], self.valid_kernels[k], kernels, self.fast, name=name)
+      block = lambda branch_kernels, name: MultiScaleResidualBlock(  # noqa: E731
+          f2, f3, strides[k], kernels[k], branch_kernels, self.forms,
+          self.bn_momentum, self.bn_epsilon, name=name)
       a = block(self.spatial_kernels, f"spatial_{k}")(a, train)
       b = block(self.spectral_kernels, f"spectral_{k}")(b, train)
     f = jnp.concatenate([a, b], axis=-1)  # (N, p, p, 3, 2 F3)
     f = jnp.mean(f, axis=3, keepdims=True)  # AvgPool3D((1, 1, 3)) over the 3 remaining bands
-    logits = Conv3D(self.num_classes, (1, 1, 1), fast=self.fast, name="classifier")(f)
+    logits = Conv3D(self.num_classes, (1, 1, 1), self.forms.conv3d, name="classifier")(f)
     return logits[:, :, :, 0, :]

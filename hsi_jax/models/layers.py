@@ -1,25 +1,30 @@
-"""3-D convolutions on (N, H, W, B, C) tensors, computed in their fast forms.
+"""3-D convolutions on (N, H, W, B, C) tensors, and the seam that chooses how they are computed.
 
 `Conv3D` holds the same parameters as a plain 3-D convolution (kernel (kh, kw, kb, Cin, Cout) and a
-bias), so parameter counts and checkpoints match the Keras model; only the computation differs
-(docs/design.md, "Performance notes"):
+bias), so parameter counts and checkpoints match the Keras model; its convolution function is an
+attribute, as nn.Conv's `conv_general_dilated` is. `conv_forms(platform, fast)` chooses the
+functions once for the devices a program runs on (a `ConvForms`; the families call it with the
+mesh's platform and model.fast_conv). The fast 3-D form (docs/design.md, "Performance notes"):
   (1, 1, 1)  -> a matmul over channels (a band stride is a slice),
   (1, 1, k)  -> a 1-D convolution along the bands with the pixels folded into the batch
                 (loop_conv; an im2col matmul when k > B),
   (k, k, 1) with stride k, valid -> a matmul over each non-overlapping k x k tile,
   (k, k, 1)  -> a 2-D convolution over space with the bands folded into the batch (loop_conv),
   otherwise  -> the plain 3-D convolution.
-`fast=False` always uses the plain 3-D form (the reference in tests).
+With fast=False every convolution is the plain one (`PLAIN_FORMS`, the reference in tests).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import dataclasses
+import functools
+from typing import Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax.core import FrozenDict
 
 from hsi_jax.models import loop_conv
 
@@ -32,18 +37,19 @@ def conv3d_plain(x, kernel, strides, padding):
                                       dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
 
 
-def conv3d_fast(x, kernel, strides, padding):
-  """Same result as conv3d_plain, via the cheapest equivalent lower-rank form."""
+def conv3d_fast(x, kernel, strides, padding, loop_form: loop_conv.LoopForm):
+  """Same result as conv3d_plain, via the cheapest equivalent lower-rank form; `loop_form`: how
+  loop_conv runs on the program's platform."""
   kh, kw, kb, cin, cout = kernel.shape
   n, h, w, b, _ = x.shape
   sh, sw, sb = strides
   tiled = (kh, kw) == (sh, sw) and padding == "VALID" and h % kh == 0 and w % kw == 0
   if kb == 1 and sb == 1 and (kh, kw) != (1, 1) and not tiled:
-    return _spatial_conv(x, kernel[:, :, 0], (sh, sw), padding)
+    return _spatial_conv(x, kernel[:, :, 0], (sh, sw), padding, loop_form)
   if (kh, kw, kb) == (1, 1, 1):
     return pointwise(x[:, ::sh, ::sw, ::sb], kernel[0, 0, 0])
   if (kh, kw) == (1, 1) and (sh, sw) == (1, 1):
-    return _band_conv_matmul(x, kernel[0, 0], sb, padding)
+    return _band_conv_matmul(x, kernel[0, 0], sb, padding, loop_form)
   if kb == 1 and sb == 1:
     # Non-overlapping spatial tiles (SAM, SCAM's coarse map): one matmul over (kh, kw, Cin).
     tiles = x.reshape(n, h // kh, kh, w // kw, kw, b, cin).transpose(0, 1, 3, 5, 2, 4, 6)
@@ -52,18 +58,18 @@ def conv3d_fast(x, kernel, strides, padding):
   return conv3d_plain(x, kernel, strides, padding)
 
 
-def _spatial_conv(x, kernel, strides, padding):
+def _spatial_conv(x, kernel, strides, padding, loop_form):
   """(kh, kw, 1) convolution of x (N, H, W, B, Cin), kernel (kh, kw, Cin, Cout), as a 2-D one
   over the N * B band images."""
-  return _unfold_bands(_image_conv(_fold_bands(x), kernel, strides, padding), x.shape[3])
+  return _unfold_bands(_image_conv(_fold_bands(x), kernel, strides, padding, loop_form), x.shape[3])
 
 
-def _image_conv(images, kernel, strides, padding):
+def _image_conv(images, kernel, strides, padding, loop_form):
   """2-D convolution of folded band images (N * B, H, W, Cin) with kernel (kh, kw, Cin, Cout):
   loop_conv at stride 1 for a kernel no larger than the images, else XLA's own."""
   kh, kw = kernel.shape[:2]
   if strides == (1, 1) and _loop_conv_fits(kernel.shape, images.shape):
-    return loop_conv.conv(images, kernel, (_pads(kh, padding), _pads(kw, padding)))
+    return loop_conv.conv(images, kernel, (_pads(kh, padding), _pads(kw, padding)), loop_form)
   return jax.lax.conv_general_dilated(images, kernel, strides, padding,
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
@@ -94,7 +100,7 @@ def pointwise(x, kernel):
   return (x.reshape(-1, x.shape[-1]) @ kernel).reshape(*x.shape[:-1], kernel.shape[-1])
 
 
-def _band_conv_matmul(x, kernel, stride: int, padding: str):
+def _band_conv_matmul(x, kernel, stride: int, padding: str, loop_form):
   """(1, 1, k) convolution along the bands, x (N, H, W, B, Cin), kernel (k, Cin, Cout).
 
   Stride 1 and k <= B: loop_conv.conv (1-D convolutions over the pixels, own gradient).
@@ -114,7 +120,7 @@ def _band_conv_matmul(x, kernel, stride: int, padding: str):
     out = (bands - k) // stride + 1
     lo = hi = 0
   if stride == 1 and k <= bands:
-    y = loop_conv.conv(x.reshape(-1, bands, cin), kernel, ((lo, hi),))
+    y = loop_conv.conv(x.reshape(-1, bands, cin), kernel, ((lo, hi),), loop_form)
     return y.reshape(*x.shape[:3], out, cout)
   x = jnp.pad(x, [(0, 0)] * 3 + [(lo, hi), (0, 0)])
   shifted = [x[:, :, :, i:i + (out - 1) * stride + 1:stride] for i in range(k)]
@@ -132,22 +138,70 @@ def conv2d_same_matmul(x, kernel):
   return pointwise(jnp.concatenate(shifted, axis=-1), kernel.reshape(kh * kw * cin, cout))
 
 
+def conv2d_same_plain(x, kernel):
+  """Reference: lax's 'SAME', stride-1 2-D convolution of x (N, H, W, Cin), kernel (kh, kw, Cin,
+  Cout)."""
+  return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvForms:
+  """How a program's convolutions are computed: made by conv_forms only, once per program, from
+  the platform of the devices it runs on; modules take its functions as attributes.
+
+  conv3d(x (N, H, W, B, Cin), kernel (kh, kw, kb, Cin, Cout), strides, padding)
+      -> (N, H', W', B', Cout): Conv3D's and ParallelConvs' convolution.
+  conv2d_same(x (N, H, W, Cin), kernel (kh, kw, Cin, Cout)) -> (N, H, W, Cout), 'SAME' and
+      stride 1: Conv2DSame's (SSAN's spatial branch).
+  fuse_branches: a multi-scale block's branches and its fuse computed as one map (FusedBranches)
+      rather than as separate layers (ParallelConvs).
+  loop_form: loop_conv's form on the platform (None in the plain forms, which never call it).
+  compiler_options: XLA's options (jax.jit's) for programs with 2-D loop_conv convolutions on the
+      platform, or None; models.compiler_options gives them to the networks that have them.
+  """
+  conv3d: Callable
+  conv2d_same: Callable
+  fuse_branches: bool
+  loop_form: loop_conv.LoopForm | None
+  compiler_options: Mapping[str, str] | None
+
+
+PLAIN_FORMS = ConvForms(conv3d=conv3d_plain, conv2d_same=conv2d_same_plain, fuse_branches=False,
+                        loop_form=None, compiler_options=None)
+
+
+@functools.cache
+def conv_forms(platform: str, fast: bool) -> ConvForms:
+  """The convolution forms of a program whose devices are of `platform` (jax.Device.platform:
+  "cpu", "gpu", "tpu"); fast: model.fast_conv. The plain forms do not depend on the platform. The
+  fast ones do on the CPU only: seeds unrolled, 2-D kernel gradients in chunks of the batch, and
+  loop_conv.CPU_COMPILER_OPTIONS (loop_conv's module docstring says why); elsewhere JAX's grouped
+  convolutions, one chunk and jax.jit's default options. One object per (platform, fast)."""
+  if not fast:
+    return PLAIN_FORMS
+  on_cpu = platform == "cpu"
+  loop_form = loop_conv.LoopForm(
+      unroll_seeds=on_cpu, grad_chunk_bytes=loop_conv.KERNEL_GRAD_CHUNK_BYTES if on_cpu else 0)
+  return ConvForms(conv3d=functools.partial(conv3d_fast, loop_form=loop_form),
+                   conv2d_same=conv2d_same_matmul, fuse_branches=True, loop_form=loop_form,
+                   compiler_options=(FrozenDict(loop_conv.CPU_COMPILER_OPTIONS)
+                                     if on_cpu else None))
+
+
 class Conv2DSame(nn.Module):
-  """'SAME' stride-1 2-D convolution with nn.Conv's parameters (kernel (kh, kw, Cin, Cout), bias);
-  computed as conv2d_same_matmul, or by lax.conv_general_dilated with `fast=False`."""
+  """'SAME' stride-1 2-D convolution with nn.Conv's parameters (kernel (kh, kw, Cin, Cout), bias),
+  computed by `conv` (ConvForms.conv2d_same). x (N, H, W, Cin) -> (N, H, W, features)."""
   features: int
   kernel_size: tuple[int, int]
-  fast: bool = True
+  conv: Callable
 
   @nn.compact
   def __call__(self, x):
     kernel = self.param("kernel", nn.initializers.lecun_normal(),
                         (*self.kernel_size, x.shape[-1], self.features))
     bias = self.param("bias", nn.initializers.zeros, (self.features,))
-    if self.fast:
-      return conv2d_same_matmul(x, kernel) + bias
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias
+    return self.conv(x, kernel) + bias
 
 
 def conv_weights(module: nn.Module, features: int, kernel_size, in_features: int):
@@ -159,34 +213,34 @@ def conv_weights(module: nn.Module, features: int, kernel_size, in_features: int
 
 
 class Conv3D(nn.Module):
-  """Keras-style Conv3D (he_normal kernel, zero bias) on (N, H, W, B, C)."""
+  """Keras-style Conv3D (he_normal kernel, zero bias) on (N, H, W, B, C), computed by `conv`
+  (ConvForms.conv3d)."""
   features: int
   kernel_size: Sequence[int]
+  conv: Callable
   strides: Sequence[int] = (1, 1, 1)
   padding: str = "SAME"
-  fast: bool = True
 
   @nn.compact
   def __call__(self, x):
     """x (N, H, W, B, Cin), or a tuple of such arrays whose channels, concatenated, are the input.
-    A (1, 1, 1) kernel in the fast form then runs on each part with its rows of the kernel and
-    sums (no concatenated copy: DA-IMRN's stage inputs are a block output and an attended one)."""
+    A (1, 1, 1) kernel then runs on each part with its rows of the kernel and sums (no
+    concatenated copy: DA-IMRN's stage inputs are a block output and an attended one)."""
     parts = tuple(x) if isinstance(x, (tuple, list)) else (x,)
     widths = [part.shape[-1] for part in parts]
     kernel, bias = conv_weights(self, self.features, self.kernel_size, sum(widths))
     strides = tuple(self.strides)
-    if self.fast and len(parts) > 1 and tuple(self.kernel_size) == (1, 1, 1):
+    if len(parts) > 1 and tuple(self.kernel_size) == (1, 1, 1):
       rows = jnp.split(kernel, np.cumsum(widths)[:-1], axis=3)
-      return sum(conv3d_fast(part, w, strides, self.padding) for part, w in zip(parts, rows)) + bias
+      return sum(self.conv(part, w, strides, self.padding) for part, w in zip(parts, rows)) + bias
     x = jnp.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
-    conv = conv3d_fast if self.fast else conv3d_plain
-    return conv(x, kernel, strides, self.padding) + bias
+    return self.conv(x, kernel, strides, self.padding) + bias
 
 
 class ConvWeights(nn.Module):
   """A Conv3D's parameters without the convolution: `ConvWeights(f, k)(in_features)` ->
-  (kernel, bias), the same tree and initial values as `Conv3D(f, k)` would make under that name
-  (for layers computed together with another one, as in ParallelConvs)."""
+  (kernel, bias), the same tree and initial values as `Conv3D(f, k, conv)` would make under that
+  name (for layers computed together with another one, as in FusedBranches)."""
   features: int
   kernel_size: Sequence[int]
 
@@ -195,46 +249,81 @@ class ConvWeights(nn.Module):
     return conv_weights(self, self.features, self.kernel_size, in_features)
 
 
+def branch_weights(module: nn.Module, features: int, kernel_sizes, in_features: int):
+  """Declares the parameters of parallel branches in `module`: every `kernel_i` (*kernel_sizes[i],
+  in_features, features) with he_normal, then every `bias_i` (features,) zeros (names and order
+  fix the initial values: ParallelConvs and FusedBranches hold the same ones)."""
+  kernels = [module.param(f"kernel_{i}", he_normal, (*k, in_features, features))
+             for i, k in enumerate(kernel_sizes)]
+  biases = [module.param(f"bias_{i}", nn.initializers.zeros, (features,))
+            for i in range(len(kernels))]
+  return kernels, biases
+
+
+def _separate_branches(x, kernels, biases, fuse, conv):
+  """Each branch a 'SAME' convolution of x by `conv`, concatenated on channels, then the fuse
+  (kernel, bias) as a (1, 1, 1) convolution when given."""
+  y = jnp.concatenate([conv(x, w, (1, 1, 1), "SAME") for w in kernels], axis=-1)
+  y = y + jnp.concatenate(biases)
+  if fuse is None:
+    return y
+  return conv(y, fuse[0], (1, 1, 1), "VALID") + fuse[1]
+
+
+class ParallelConvs(nn.Module):
+  """Several 'SAME' convolutions of one input by `conv` (ConvForms.conv3d), outputs concatenated
+  on channels (the multi-scale branches), optionally followed by the block's (1, 1, 1) fuse
+  convolution: separate layers, the plain forms' (and the reference of FusedBranches).
+
+  x (N, H, W, B, Cin) -> (N, H, W, B, n * features), or with `fuse` = (kernel (1, 1, 1, n *
+  features, Cout), bias) from ConvWeights -> (N, H, W, B, Cout). Parameters `kernel_i` (k...,
+  Cin, features), `bias_i` as separate Conv3D layers would hold them (branch_weights).
+  """
+  features: int
+  kernel_sizes: Sequence[Sequence[int]]
+  conv: Callable
+
+  @nn.compact
+  def __call__(self, x, fuse=None):
+    kernels, biases = branch_weights(self, self.features, self.kernel_sizes, x.shape[-1])
+    return _separate_branches(x, kernels, biases, fuse, self.conv)
+
+
 def _centred(kernel, taps: int):
   """(1, 1, k, Cin, Cout) band kernel zero-padded to `taps` band taps, centred (odd k, taps)."""
   pad = (taps - kernel.shape[2]) // 2
   return jnp.pad(kernel, [(0, 0), (0, 0), (pad, pad), (0, 0), (0, 0)])
 
 
-class ParallelConvs(nn.Module):
-  """Several 'SAME' convolutions of one input, outputs concatenated on channels (the multi-scale
-  branches), optionally followed by the block's (1, 1, 1) fuse convolution.
+class FusedBranches(nn.Module):
+  """ParallelConvs' branches and the block's (1, 1, 1) fuse computed as one linear map, in the
+  fast forms (ConvForms.fuse_branches): the same parameters, values and gradients as ParallelConvs
+  with the fuse. x (N, H, W, B, Cin), fuse = (kernel (1, 1, 1, n * features, Cout), bias) ->
+  (N, H, W, B, Cout); `loop_form`: loop_conv's form on the program's platform.
 
-  x (N, H, W, B, Cin) -> (N, H, W, B, n * features), or with `fuse` = (kernel (1, 1, 1, n *
-  features, Cout), bias) from ConvWeights -> (N, H, W, B, Cout). Parameters `kernel_i` (k...,
-  Cin, features), `bias_i` as separate Conv3D layers would hold them.
-
-  With band kernels (1, 1, k) only and a fuse, the fast form composes the two linear maps (there is
-  no activation between them): one (1, 1, max k) convolution Cin -> Cout whose tap t is
-  sum_i W_i[t] @ Wfuse_i, when it costs no more multiply-adds per position (max k * Cin * Cout
-  against sum k_i * Cin * features + n * features * Cout; for the spectral blocks 7 C^2 against
-  9 C^2). The composed kernel is made from the parameters at every call (batch-independent).
+  - Band kernels (1, 1, k) only: the two maps composed (there is no activation between them) into
+    one (1, 1, max k) convolution Cin -> Cout whose tap t is sum_i W_i[t] @ Wfuse_i, when it costs
+    no more multiply-adds per position (max k * Cin * Cout against sum k_i * Cin * features +
+    n * features * Cout; for the spectral blocks 7 C^2 against 9 C^2). The composed kernel is made
+    from the parameters at every call (batch-independent).
+  - Spatial kernels (k, k, 1) no larger than the patch: branches and fuse on the folded band images.
+  - Otherwise the separate layers in their fast forms.
   """
   features: int
   kernel_sizes: Sequence[Sequence[int]]
-  fast: bool = True
+  loop_form: loop_conv.LoopForm
 
   @nn.compact
-  def __call__(self, x, fuse=None):
-    kernels = [self.param(f"kernel_{i}", he_normal, (*k, x.shape[-1], self.features))
-               for i, k in enumerate(self.kernel_sizes)]
-    biases = [self.param(f"bias_{i}", nn.initializers.zeros, (self.features,))
-              for i in range(len(kernels))]
-    if fuse is not None and self.fast and self._composes(x.shape[-1], fuse[0].shape[-1]):
+  def __call__(self, x, fuse):
+    kernels, biases = branch_weights(self, self.features, self.kernel_sizes, x.shape[-1])
+    if self._composes(x.shape[-1], fuse[0].shape[-1]):
       return self._composed(x, kernels, biases, *fuse)
-    if fuse is not None and self.fast and self._folds(x.shape):
+    if self._folds(x.shape):
       return self._folded(x, kernels, biases, *fuse)
-    conv = conv3d_fast if self.fast else conv3d_plain
-    y = jnp.concatenate([conv(x, w, (1, 1, 1), "SAME") for w in kernels], axis=-1)
-    y = y + jnp.concatenate(biases)
-    if fuse is None:
-      return y
-    return conv(y, fuse[0], (1, 1, 1), "VALID") + fuse[1]
+    return _separate_branches(x, kernels, biases, fuse, self._conv3d)
+
+  def _conv3d(self, x, kernel, strides, padding):
+    return conv3d_fast(x, kernel, strides, padding, self.loop_form)
 
   def _composes(self, cin: int, cout: int) -> bool:
     if not all(tuple(k[:2]) == (1, 1) and k[2] % 2 for k in self.kernel_sizes):
@@ -252,7 +341,7 @@ class ParallelConvs(nn.Module):
     batch once and unfolded once, after the fuse (fewer channels than the branches' concat), so
     the backward pass transposes one gradient instead of one per branch and their sum."""
     folded = _fold_bands(x)
-    y = jnp.concatenate([_image_conv(folded, w[:, :, 0], (1, 1), "SAME") + b
+    y = jnp.concatenate([_image_conv(folded, w[:, :, 0], (1, 1), "SAME", self.loop_form) + b
                          for w, b in zip(kernels, biases)], axis=-1)
     return _unfold_bands(pointwise(y, fuse_kernel[0, 0, 0]) + fuse_bias, x.shape[3])
 
@@ -262,13 +351,15 @@ class ParallelConvs(nn.Module):
     kernel = sum(jnp.einsum("abtcf,fo->abtco", _centred(w, taps), part)
                  for w, part in zip(kernels, parts))
     bias = sum(b @ part for b, part in zip(biases, parts)) + fuse_bias
-    return conv3d_fast(x, kernel, (1, 1, 1), "SAME") + bias
+    return self._conv3d(x, kernel, (1, 1, 1), "SAME") + bias
 
 
-def band_batch_norm(train: bool, name=None):
+def band_batch_norm(train: bool, momentum: float, epsilon: float, name=None):
   """Keras BatchNormalization(axis=3): statistics per BAND index (docs/decisions.md, "BatchNorm
-  axis"), reduced over N, H, W, C."""
-  return nn.BatchNorm(use_running_average=not train, axis=3, momentum=0.99, epsilon=1e-6, name=name)
+  axis"), reduced over N, H, W, C; momentum and epsilon from the config (model.bn_momentum,
+  model.bn_epsilon)."""
+  return nn.BatchNorm(use_running_average=not train, axis=3, momentum=momentum, epsilon=epsilon,
+                      name=name)
 
 
 def upsample(x, factor: int):

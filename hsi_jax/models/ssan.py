@@ -23,6 +23,8 @@ mask weight trunc-normal std 1e-4), convolutions and dense layers Flax's LeCun-n
 
 from __future__ import annotations
 
+from typing import Callable
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -46,8 +48,10 @@ def gru_cell(x_proj_gates, x_proj_candidate, h, kernels):
 class BiGRU(nn.Module):
   """Bidirectional TF-1 GRU, zero initial states. x (N, T, D) -> outputs (N, T, 2U) (forward
   outputs, then backward outputs re-aligned to time order). Both directions run in one scan of T
-  steps: their matmuls are batched, which halves the sequential steps."""
+  steps: their matmuls are batched, which halves the sequential steps. `gate_bias_init`: the
+  initial bias of the reset and update gates (TF-1's 1.0)."""
   units: int
+  gate_bias_init: float
 
   @nn.compact
   def __call__(self, x):
@@ -60,7 +64,8 @@ class BiGRU(nn.Module):
           [glorot(k, (in_dim + units, columns)) for k in jax.random.split(key, 2)]))
 
     gate_kernel = kernel("gate_kernel", 2 * units)
-    gate_bias = self.param("gate_bias", nn.initializers.ones, (2, 2 * units))
+    gate_bias = self.param("gate_bias", nn.initializers.constant(self.gate_bias_init),
+                           (2, 2 * units))
     candidate_kernel = kernel("candidate_kernel", units)
     candidate_bias = self.param("candidate_bias", nn.initializers.zeros, (2, units))
 
@@ -82,55 +87,69 @@ class BiGRU(nn.Module):
 
 
 class BandAttention(nn.Module):
-  """Additive attention over time steps. h (N, T, F) -> (summary (N, F), weights (N, T))."""
-  size: int = 32
+  """Additive attention over time steps. h (N, T, F) -> (summary (N, F), weights (N, T)); the
+  context vector u (size,) starts N(0, context_init_std^2)."""
+  size: int
+  context_init_std: float
 
   @nn.compact
   def __call__(self, h):
     scores = jnp.tanh(nn.Dense(self.size, kernel_init=nn.initializers.glorot_uniform(),
                                name="project")(h))
-    u = self.param("context", nn.initializers.normal(0.1), (self.size,))
+    u = self.param("context", nn.initializers.normal(self.context_init_std), (self.size,))
     weights = jax.nn.softmax(scores @ u, axis=-1)
     return jnp.einsum("nt,ntf->nf", weights, h), weights
 
 
 class PixelAttention(nn.Module):
-  """Spatial mask m = sigmoid(tanh(X w + b)) per pixel. x (N, S, S, K) -> (m * x, m (N, S, S))."""
+  """Spatial mask m = sigmoid(tanh(X w + b)) per pixel. x (N, S, S, K) -> (m * x, m (N, S, S));
+  w (K, 1) starts truncated-normal with std mask_init_std."""
+  mask_init_std: float
 
   @nn.compact
   def __call__(self, x):
-    logits = nn.Dense(1, kernel_init=nn.initializers.truncated_normal(1e-4), name="mask")(x)
+    logits = nn.Dense(1, kernel_init=nn.initializers.truncated_normal(self.mask_init_std),
+                      name="mask")(x)
     mask = jax.nn.sigmoid(jnp.tanh(logits))
     return mask * x, mask[..., 0]
 
 
 class SSAN(nn.Module):
-  """See the module docstring. __call__(spectrum (N, T), patch (N, S, S, K), train) -> (N, C)."""
+  """See the module docstring. __call__(spectrum (N, T), patch (N, S, S, K), train) -> (N, C).
+  The widths, rates and initial scales are config.model's (configs/common.py, ssan_sections)."""
   num_classes: int
+  conv: Callable                 # the spatial branch's convolutions (layers.ConvForms.conv2d_same)
+  gru_units: int                 # per direction
+  attention_size: int            # band attention's projection width
+  conv_features: tuple[int, int]
+  conv_kernel: int               # side of the spatial branch's square convolutions
+  pool_window: int               # side and stride of its SAME max-pools
+  fc_units: int
+  fusion_units: tuple[int, int]
+  dropout_rate: float            # the code's 1 - keep-prob, on the spatial FC only
+  gru_gate_bias_init: float      # BiGRU.gate_bias_init
+  context_init_std: float        # BandAttention.context_init_std
+  mask_init_std: float           # PixelAttention.mask_init_std
   spectral: bool = True
   spatial: bool = True
   attention: bool = True
-  gru_units: int = 512
-  attention_size: int = 32
-  conv_features: tuple[int, int] = (32, 64)
-  fc_units: int = 1024
-  fusion_units: tuple[int, int] = (256, 1024)
-  dropout_rate: float = 0.4  # the code's keep-prob 0.6, on the spatial FC only
-  fast_conv: bool = True     # convolutions as im2col matmuls (same result; layers.Conv2DSame)
 
   def spectral_logits(self, spectrum):
-    h = BiGRU(self.gru_units, name="bigru")(spectrum[..., None])
+    h = BiGRU(self.gru_units, self.gru_gate_bias_init, name="bigru")(spectrum[..., None])
     if self.attention:
-      summary, _ = BandAttention(self.attention_size, name="band_attention")(h)
+      summary, _ = BandAttention(self.attention_size, self.context_init_std,
+                                 name="band_attention")(h)
     else:  # RNN row: last output of each direction
       summary = jnp.concatenate([h[:, -1, :self.gru_units], h[:, 0, self.gru_units:]], -1)
     return nn.Dense(self.num_classes, name="spectral_out")(summary)
 
   def spatial_logits(self, patch, train: bool):
-    x = PixelAttention(name="pixel_attention")(patch)[0] if self.attention else patch
+    x = PixelAttention(self.mask_init_std, name="pixel_attention")(patch)[0] \
+        if self.attention else patch
+    kernel, window = (self.conv_kernel,) * 2, (self.pool_window,) * 2
     for i, features in enumerate(self.conv_features):
-      x = nn.relu(layers.Conv2DSame(features, (5, 5), self.fast_conv, name=f"conv{i + 1}")(x))
-      x = nn.max_pool(x, (2, 2), (2, 2), padding="SAME")
+      x = nn.relu(layers.Conv2DSame(features, kernel, self.conv, name=f"conv{i + 1}")(x))
+      x = nn.max_pool(x, window, window, padding="SAME")
     x = nn.relu(nn.Dense(self.fc_units, name="fc")(x.reshape(x.shape[0], -1)))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     return nn.Dense(self.num_classes, name="spatial_out")(x)

@@ -31,10 +31,12 @@ class KerasNadamState(NamedTuple):
   nu: optax.Updates         # second moment
 
 
-def keras_nadam(learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
-                schedule_decay: float = 0.004) -> optax.GradientTransformation:
+def keras_nadam(learning_rate, *, b1: float, b2: float, eps: float,
+                schedule_decay: float) -> optax.GradientTransformation:
   """Keras-2 Nadam as an optax transformation; `learning_rate` a float or a schedule of the step
-  count (evaluated at the step being taken, counting from 0)."""
+  count (evaluated at the step being taken, counting from 0). b1, b2, eps, schedule_decay: Keras'
+  beta_1, beta_2, epsilon, schedule_decay (the config's train.b1, ...). The 0.5 and 0.96 of the
+  momentum schedule are constants of Keras' rule, not arguments of it."""
 
   def init(params):  # two separate zero trees: a donated state may not hold one buffer twice
     return KerasNadamState(jnp.zeros((), jnp.int32), jnp.ones((), jnp.float32),
@@ -65,17 +67,23 @@ def make_optimizer(train_config) -> optax.GradientTransformation:
   """The config's optimiser, built once, its learning rate a hyper-parameter in the state that the
   host sets before each round (`set_learning_rate`, value from `round_learning_rate`).
   `keras_nadam` (DA-IMRN, faithful), `nadam` (optax's) and `sgd` take the step decay; `adam`
-  (SSAN): constant learning rate, TF defaults. `sgd`'s updates are linear in the gradients, so
-  float-level differences stay float-level: the optimiser of the equivalence tests."""
+  (SSAN): constant learning rate. The moment rates and epsilon are train.b1, train.b2 and
+  train.eps (keras_nadam also train.schedule_decay), read only by the optimisers that use them.
+  `sgd`'s updates are linear in the gradients, so float-level differences stay float-level: the
+  optimiser of the equivalence tests."""
   name = train_config.optimizer
   if name not in OPTIMIZERS:
     raise ValueError(f"train.optimizer must be one of {OPTIMIZERS}, got {name!r}.")
+
+  def moments():
+    return dict(b1=train_config.b1, b2=train_config.b2, eps=train_config.eps)
+
   factories = {
-      "adam": lambda learning_rate: optax.adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8),
+      "adam": lambda learning_rate: optax.adam(learning_rate, **moments()),
       "sgd": optax.sgd,
-      "nadam": lambda learning_rate: optax.nadam(learning_rate, b1=0.9, b2=0.999, eps=1e-8),
-      "keras_nadam": lambda learning_rate: keras_nadam(learning_rate, b1=0.9, b2=0.999, eps=1e-8,
-                                                       schedule_decay=0.004),
+      "nadam": lambda learning_rate: optax.nadam(learning_rate, **moments()),
+      "keras_nadam": lambda learning_rate: keras_nadam(
+          learning_rate, **moments(), schedule_decay=train_config.schedule_decay),
   }
   return optax.inject_hyperparams(factories[name])(learning_rate=train_config.learning_rate)
 

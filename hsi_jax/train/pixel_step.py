@@ -71,9 +71,6 @@ def make_pixel_train_round(model, optimizer, batch_size: int, size: int, mesh: M
   """train_round(state, data, order (steps, batch), dropout_key, learning_rate) -> (state,
   {"loss": mean over the round}), pure (families/pixels.py vmaps it over seeds and jits it).
   `on_step(index)`, when given, is called on the host after each step (progress.StepProgress)."""
-  if batch_size % mesh.shape["data"]:
-    raise ValueError(f"train.batch_size ({batch_size}) must be a multiple of the number of "
-                     f"devices ({mesh.shape['data']}).")
   batch_sharding = NamedSharding(mesh, P("data"))
   train_step = make_pixel_train_step(model, optimizer)
 

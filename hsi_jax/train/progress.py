@@ -18,6 +18,7 @@ import numpy as np
 
 from hsi_jax import fileutil
 from hsi_jax import plots
+from hsi_jax.train import optim
 
 
 class StepProgress:
@@ -71,12 +72,10 @@ class StepProgress:
       self._stream.flush()
 
 
-def lr_drop_rounds(train_config) -> tuple[int, ...]:
-  """0-based rounds (epochs) at which a step-decayed learning rate first applies (none for adam)."""
-  if train_config.optimizer == "adam" or not train_config.get("lr_decay_every"):
-    return ()
-  every = train_config.lr_decay_every
-  return tuple(range(every, train_config.epochs, every))
+def lr_drop_rounds(train_config, num_rounds: int) -> tuple[int, ...]:
+  """0-based rounds at which the learning rate (optim.round_learning_rate) changes."""
+  rates = [optim.round_learning_rate(train_config, r) for r in range(num_rounds)]
+  return tuple(r for r in range(1, num_rounds) if rates[r] != rates[r - 1])
 
 
 def read_metrics(path: pathlib.Path) -> list[dict]:

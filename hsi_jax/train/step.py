@@ -29,8 +29,10 @@ VAL_METRICS = ("labelled", "keras_all_pixels")
 
 
 @flax.struct.dataclass
-class DeviceData:
-  """Everything a run reads, on the device. Maps padded by `patch` on each side (patches.pad_scene).
+class WindowData:
+  """The windows family's inputs of one seed (built on the host, families.windows.seed_data) or of
+K seeds stacked on a leading axis (what the epoch reads, resident on the devices). Maps padded by
+`patch` on each side (patches.pad_scene).
 
   cube (H+2p, W+2p, B) float32; train_labels (N, p, p) int32: the class ids each train window is
   trained on (0 = none; families.windows.window_labels picks the rule); train_origins (N, 2), train_flips
@@ -107,7 +109,7 @@ def make_train_epoch(model, optimizer, train_config, patch: int, mesh: Mesh, aug
   copies = 2 if augment else 1
   train_step = make_train_step(model, optimizer, train_config)
 
-  def train_epoch(state: TrainState, data: DeviceData, rng, learning_rate):
+  def train_epoch(state: TrainState, data: WindowData, rng, learning_rate):
     num_windows = data.num_windows
     num_examples = copies * num_windows
     steps = epoch_steps(data.train_origins.shape[0], augment, batch_size)

@@ -1,0 +1,40 @@
+r"""Botswana (1476 x 256, 145 bands, 14 classes): DA-IMRN on a calibrated `blocks` split.
+
+  python launch/fetch_data.py --scene=bo          # Botswana.mat and Botswana_gt.mat (not bundled)
+  python launch/show_scene.py --config=configs/bo.py --out=/tmp/bo      # the scene and calibration
+  python launch/make_splits.py --config=configs/bo.py --partition=1 --out=/tmp/bo_split
+  python launch/train.py --config=configs/bo.py --workdir=/tmp/bo_p1
+
+Files (hsi_jax/data/scenes.py, "bo"): Botswana.mat holding array `Botswana` (1476 x 256 x 145) and
+Botswana_gt.mat holding `Botswana_gt` (1476 x 256, classes 1..14), in config.data.root,
+$HSI_DATA_DIR or the user cache. No content hash is registered (the files were never at hand
+here): the loader checks their shape, band count and class ids only.
+
+Neither paper uses this scene, so nothing here is a published setting. The partition takes Indian
+Pines' geometry (6x6 blocks, 4x4 windows, k_keep 8: Botswana's 3,248 labelled pixels lie in small
+scattered regions) and leaves pixel_ratio / val_ratio / accept to be calibrated on the ground
+truth when the split is made, for train and val each split.calibration.fraction (11 %) of the
+labelled pixels (as for a user's own scene: configs/common.py, calibrated_split_config;
+split.json records the values). The DA-IMRN band schedule is models/da_imrn.py's band_schedule for
+145 bands (stage 0: valid band kernel 46 to reach 100 bands, then the paper's stages); the spatial
+branches the paper's 3/5/7.
+
+Options after ':' -- model=da_imrn|ssan|arnn|acnn|rnn|cnn|knn|svm, protocol=blocks|pixels, runlocal
+(same pipeline, shrunk for a CPU).
+"""
+
+from hsi_jax import config_util
+from hsi_jax.data import scenes
+from hsi_jax.models import da_imrn
+
+common = config_util.load_sibling(__file__, "common")
+
+
+def get_config(arg=None):
+  options = config_util.parse_arg(arg, model="da_imrn", protocol="blocks", runlocal=False)
+  config = common.base_config("bo")
+  config.split = common.calibrated_split_config(options.protocol, block=6, patch=4, k_keep=8)
+  band_strides, valid_kernels = da_imrn.band_schedule(scenes.get_scene("bo").num_bands)
+  common.model_sections(config, model=options.model, runlocal=options.runlocal,
+                        band_strides=band_strides, valid_kernels=valid_kernels)
+  return config
