@@ -26,7 +26,8 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from hsi_jax import families, models, parallel, seeds
-from hsi_jax.data import io, patches, split_files
+from hsi_jax.data import io, patches, split_sources
+from hsi_jax.models import da_imrn
 from hsi_jax.train import optim, pixel_step, state as state_lib, step as step_lib
 
 
@@ -67,15 +68,22 @@ def _step_loop(train_step, length: int):
 # "Performance notes"; separate branches, padded taps included): what the peers' GFLOP/s are
 # reported against.
 COUNTED_GFLOP_PER_PATCH = {"ip": 2.55, "pu": 40.6, "sv": 40.2}
+# The branch kernels (spatial, spectral) of the official networks those counts are of: the
+# paper's multi-scale ones, but a single (1, 1, 1) spatial branch on IP (the code's).
+COUNTED_BRANCH_KERNELS = {
+    "ip": (((1, 1, 1),), da_imrn.SPECTRAL_KERNELS),
+    **{scene: (da_imrn.SPATIAL_KERNELS, da_imrn.SPECTRAL_KERNELS) for scene in ("pu", "sv")}}
 
 
 def _counted(config, patches_per_s: float) -> dict:
-  """Counted GFLOP/s, for the official network only (full width, every module, IP's code
-  spatial block)."""
+  """Counted GFLOP/s, for the official network only (full width, every module, the official
+  branch kernels: IP's code spatial block)."""
   model = config.model
   official = (model.name == "da_imrn" and config.scene in COUNTED_GFLOP_PER_PATCH
               and model.width == 1.0 and model.multiscale and model.use_scam and model.use_sam
-              and model.interact and model.get("ip_spatial", "code") == "code")
+              and model.interact
+              and tuple(tuple(tuple(k) for k in model[leaf]) for leaf in (
+                  "spatial_kernels", "spectral_kernels")) == COUNTED_BRANCH_KERNELS[config.scene])
   if not official:
     return {}
   gflop = COUNTED_GFLOP_PER_PATCH[config.scene]
@@ -116,7 +124,8 @@ def _step_setup(config) -> _StepSetup:
   if not families.is_neural(name):
     raise ValueError(f"bench times networks; {name!r} is a scikit-learn baseline.")
   scene = io.scene_of(config)
-  model = models.build_model(config.model, scene.num_classes)
+  forms = models.conv_forms(jax.devices()[0].platform, config.model.fast_conv)  # jit's device
+  model = models.build_model(config.model, scene.num_classes, forms)
   optimizer = optim.make_optimizer(config.train)
   if families.family_of(name) is families.windows:
     make_inputs, train_step = _window_inputs, step_lib.make_train_step(model, optimizer, config.train)
@@ -125,7 +134,7 @@ def _step_setup(config) -> _StepSetup:
   inputs, targets = make_inputs(config, scene, config.train.batch_size, np.random.default_rng(0))
   state = state_lib.init_state(model, optimizer, jax.random.key(0),
                                tuple(x[:1] for x in inputs))
-  jit = functools.partial(jax.jit, compiler_options=models.compiler_options(config.model))
+  jit = functools.partial(jax.jit, compiler_options=models.compiler_options(config.model, forms))
   return _StepSetup(model, train_step, make_inputs, state, inputs, targets, jit)
 
 
@@ -248,7 +257,7 @@ def _seconds(fn, repeats: int) -> float:
 
 def _program(config, scene, split, num_seeds: int):
   """The run's program for num_seeds copies of one partition (padded to the mesh), and its keys."""
-  mesh = parallel.make_mesh(seeds=seeds.seeds_axis(num_seeds, jax.device_count()))
+  mesh = parallel.make_mesh(seeds=parallel.seeds_axis(num_seeds, jax.device_count()))
   padded = num_seeds + (-num_seeds % mesh.shape["seeds"])
   program = families.family_of(config.model.name).make_program(config, scene, [split] * padded,
                                                                mesh)
@@ -262,7 +271,7 @@ def benchmark_seeds(config, num_seeds: int, rounds: int = 2) -> dict:
   warm-up round each). A single run shards its batch over every device, so the patches/s of runs
   with 1 and N devices compare data-parallel throughput."""
   scene = io.load_config_scene(config)
-  split, _, _ = split_files.split_from_config(config, labels=scene)
+  split, _, _ = split_sources.split_from_config(config, labels=scene)
   learning_rate = optim.round_learning_rate(config.train, 0)
   single, single_keys, _ = _program(config, scene, split, 1)
   many_keys = jax.random.split(single_keys[0], num_seeds)
@@ -299,7 +308,7 @@ def benchmark_epoch(config, rounds: int = 2) -> dict:
   (train_round) and the validation predictions + accuracy, for one seed; compilation excluded
   (one warm-up round). Seconds are means over `rounds`."""
   scene = io.load_config_scene(config)
-  split, _, _ = split_files.split_from_config(config, labels=scene)
+  split, _, _ = split_sources.split_from_config(config, labels=scene)
   program, keys, _ = _program(config, scene, split, 1)
   learning_rate = optim.round_learning_rate(config.train, 0)
   states = [program.init(keys)]
@@ -327,7 +336,7 @@ def benchmark_split(config, seeds=range(1, 6)) -> dict:
   times = []
   for seed in seeds:
     start = time.perf_counter()
-    split_files.split_from_config(config, partition=seed, labels=gt)
+    split_sources.split_from_config(config, partition=seed, labels=gt)
     times.append(time.perf_counter() - start)
   return dict(scene=config.scene, protocol=config.split.protocol, seeds=list(seeds),
               split_s_mean=round(statistics.mean(times), 3), split_s_max=round(max(times), 3))
@@ -336,7 +345,7 @@ def benchmark_split(config, seeds=range(1, 6)) -> dict:
 def benchmark_inference(config, repeats: int = 2) -> dict:
   """Seconds to label every pixel of the scene (the evaluation map), compilation excluded."""
   scene = io.load_config_scene(config)
-  split, _, _ = split_files.split_from_config(config, labels=scene)
+  split, _, _ = split_sources.split_from_config(config, labels=scene)
   program, keys, _ = _program(config, scene, split, 1)
   states = program.init(keys)
   seconds = _seconds(lambda: program.predict_maps(states, program.data), repeats)
@@ -353,11 +362,12 @@ def step_losses(config, steps: int, ulp: bool = False) -> dict:
   if families.family_of(config.model.name) is not families.windows:
     raise ValueError("step_losses follows the DA-IMRN epoch; use a da_imrn config.")
   scene = io.load_config_scene(config)
-  split, _, _ = split_files.split_from_config(config, labels=scene)
-  host = families.windows.host_data(config, scene.cube, split)
+  split, _, _ = split_sources.split_from_config(config, labels=scene)
+  host = families.windows.seed_data(config, scene.cube, split)
   mesh = parallel.make_mesh()
   patch, batch = config.split.patch, config.train.batch_size
-  model = models.build_model(config.model, scene.num_classes)
+  forms = models.conv_forms(mesh.devices.flat[0].platform, config.model.fast_conv)
+  model = models.build_model(config.model, scene.num_classes, forms)
   optimizer = optim.make_optimizer(config.train)
   key = jax.random.key(config.seed)
   state = state_lib.init_state(model, optimizer, jax.random.fold_in(key, 0),
@@ -371,7 +381,7 @@ def step_losses(config, steps: int, ulp: bool = False) -> dict:
   order = np.asarray(step_lib.epoch_order(seeds.round_key(key, 0), examples, examples))
   sharding = NamedSharding(mesh, P("data"))
   train_step = jax.jit(step_lib.make_train_step(model, optimizer, config.train),
-                       compiler_options=models.compiler_options(config.model))
+                       compiler_options=models.compiler_options(config.model, forms))
   cube = jnp.asarray(host.cube)
   losses = []
   for start in range(0, min(steps * batch, examples - batch + 1), batch):

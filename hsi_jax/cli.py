@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import os
 import sys
+import traceback
 
 from absl import app
 from absl import flags
@@ -154,8 +155,8 @@ def run_main(main) -> None:
     try:
       return main(argv)
     except (errors.UserError, FileNotFoundError) as error:
-      if _verbose():
-        raise
+      if _verbose():  # the traceback for a bug report, and the same exit status
+        traceback.print_exc()
       _fail(str(error))
 
   app.run(guarded, flags_parser=parse_flags)
