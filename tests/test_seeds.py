@@ -128,7 +128,7 @@ def test_vmapped_partitions_match_separate_runs(tmp_path):
   together = run.run(_tiny(num_seeds=2, seeds_over="partitions"), tmp_path / "together")
   assert together["vmapped"] and len(together["runs"]) == 2
   for k, partition in enumerate((1, 2)):
-    joint = _epochs(tmp_path / "together" / f"seed{k}" / "metrics.jsonl")
+    joint = _epochs(tmp_path / "together" / f"partition{partition}" / "metrics.jsonl")
     alone = run.run(_tiny(partition=partition), tmp_path / f"alone{partition}")
     joint_run = together["runs"][k]
     assert joint_run["partition"] == partition and joint_run["split_hash"] == alone["split_hash"]
@@ -139,7 +139,7 @@ def test_vmapped_partitions_match_separate_runs(tmp_path):
                                [e["val_accuracy"] for e in separate], atol=0.02)
     assert joint_run["oa"] == pytest.approx(alone["oa"], abs=0.02)
     for name in ("map.png", "curves.png"):
-      assert (tmp_path / "together" / f"seed{k}" / name).is_file()
+      assert (tmp_path / "together" / f"partition{partition}" / name).is_file()
   oas = [r["oa"] for r in together["runs"]]
   assert together["mean"]["oa"] == pytest.approx(np.mean(oas))
   assert together["std"]["oa"] == pytest.approx(np.std(oas))
