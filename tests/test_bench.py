@@ -74,7 +74,9 @@ def test_profile_mode_lists_the_steps_ops_with_their_model_code():
   assert figures["op_ms_per_step"] <= figures["wall_ms_per_step"] * (os.cpu_count() or 1) + 0.01
   times = [op["ms_per_step"] for op in figures["top_ops"]]
   assert times == sorted(times, reverse=True) and times[-1] > 0
-  assert sum(figures["by_kind"].values()) == pytest.approx(figures["op_ms_per_step"], rel=0.01)
+  # Each kind and the total are rounded to 0.01 ms: the parts add up within half of that each.
+  kinds = figures["by_kind"]
+  assert abs(sum(kinds.values()) - figures["op_ms_per_step"]) <= 0.005 * (len(kinds) + 1) + 1e-9
   assert all(op["shape"].startswith(("f32[", "s32[", "pred[", "(")) for op in figures["top_ops"])
   assert any("DAIMRN" in op["source"] for op in figures["top_ops"])
 
