@@ -61,13 +61,44 @@ def test_epoch_mode_times_the_runs_epoch_and_validation(indian_pines, monkeypatc
   assert figures["train_patches_per_s"] == round(figures["train_examples"] / train_s, 1)
 
 
-def test_profile_mode_lists_the_steps_ops_with_their_model_code():
+class _WatchedCalls:
+  """A compiled function, called as itself (result blocked on), with each call's seconds kept."""
+
+  def __init__(self, compiled):
+    self.compiled, self.seconds = compiled, []
+
+  def __getattr__(self, name):
+    return getattr(self.compiled, name)
+
+  def __call__(self, *args):
+    start = time.perf_counter()
+    out = jax.block_until_ready(self.compiled(*args))
+    self.seconds.append(time.perf_counter() - start)
+    return out
+
+
+def test_profile_mode_lists_the_steps_ops_with_their_model_code(monkeypatch):
   """Op by op: a real trace of the step loop read back; every listed op is one of the compiled
-  program's, the network's own matmuls are among them, the kinds add up to the listed total."""
+  program's, the network's own matmuls are among them, the kinds add up to the listed total. The
+  wall time per step is the traced call's (the real loop, its calls watched), not the trace's
+  collection as well."""
   config = config_util.load_config(str(REPO / "configs" / "ip.py") + ":runlocal")
   config.model.width = 0.125
+  loops = []
+  compiled_step_loop = benchmark._compiled_step_loop
+
+  def watched(setup, loop_steps):
+    loop, args = compiled_step_loop(setup, loop_steps)
+    loops.append(_WatchedCalls(loop))
+    return loops[-1], args
+
+  monkeypatch.setattr(benchmark, "_compiled_step_loop", watched)
   figures = benchmark.profile_step(config, loop_steps=2, top=10)
   assert len(figures["top_ops"]) == 10 and figures["loop_steps"] == 2
+  # One loop of 2 steps, called twice: a warm-up call, then the traced one.
+  (loop,) = loops
+  assert len(loop.seconds) == 2
+  assert figures["wall_ms_per_step"] == pytest.approx(loop.seconds[1] * 1e3 / 2, rel=0.05, abs=1)
   # The wall time per step holds the step's ops: no op takes longer than its step, and the ops of
   # a step, run at most os.cpu_count() at a time, take no more than that many step times.
   assert figures["top_ops"][0]["ms_per_step"] <= figures["wall_ms_per_step"]
