@@ -24,17 +24,9 @@ Options after ':' -- model=da_imrn|ssan|arnn|acnn|rnn|cnn|knn|svm, protocol=bloc
 """
 
 from hsi_jax import config_util
-from hsi_jax.data import scenes
-from hsi_jax.models import da_imrn
 
 common = config_util.load_sibling(__file__, "common")
 
 
 def get_config(arg=None):
-  options = config_util.parse_arg(arg, model="da_imrn", protocol="blocks", runlocal=False)
-  config = common.base_config("bo")
-  config.split = common.calibrated_split_config(options.protocol, block=6, patch=4, k_keep=8)
-  band_strides, valid_kernels = da_imrn.band_schedule(scenes.get_scene("bo").num_bands)
-  common.model_sections(config, model=options.model, runlocal=options.runlocal,
-                        band_strides=band_strides, valid_kernels=valid_kernels)
-  return config
+  return common.registered_scene_config("bo", arg)

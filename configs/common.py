@@ -13,7 +13,8 @@ import ml_collections
 from ml_collections import config_dict
 
 from hsi_jax import config_util, families
-from hsi_jax.data import splits
+from hsi_jax.data import scenes, splits
+from hsi_jax.models import da_imrn
 
 DA_IMRN_STAGE_FEATURES = ((32, 64), (32, 64), (64, 128), (64, 128), (128, 256), (128, 256))
 # A scene without calibrated `blocks` ratios: train and val each this share of the labelled pixels,
@@ -184,4 +185,18 @@ def calibrated_split_config(protocol: str, *, block: int, patch: int, k_keep: in
       rounds=4,                   # rescalings of both ratios by target / measured
       draws=4,                    # partitions drawn (seed 0) to measure each round
   ))
+  return config
+
+
+def registered_scene_config(scene: str, arg=None) -> ml_collections.ConfigDict:
+  """A registered scene that no paper partitioned (KSC, Botswana): options model=, protocol=,
+  runlocal; Indian Pines' geometry (6x6 blocks, 4x4 windows, k_keep 8) with ratios calibrated when
+  the split is made (calibrated_split_config), and the DA-IMRN band schedule of the scene's
+  registered band count (models/da_imrn.py: band_schedule)."""
+  options = config_util.parse_arg(arg, model="da_imrn", protocol="blocks", runlocal=False)
+  config = base_config(scene)
+  config.split = calibrated_split_config(options.protocol, block=6, patch=4, k_keep=8)
+  band_strides, valid_kernels = da_imrn.band_schedule(scenes.get_scene(scene).num_bands)
+  model_sections(config, model=options.model, runlocal=options.runlocal,
+                 band_strides=band_strides, valid_kernels=valid_kernels)
   return config
