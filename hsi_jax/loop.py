@@ -72,8 +72,10 @@ class RoundResult:
 
 @dataclasses.dataclass(frozen=True)
 class Hooks:
-  """Called by `train`: after_round(result, loop, states, best) once a round is accounted for;
-  on_nonfinite(result, loop) before the loop raises on a non-finite loss (its message)."""
+  """Called by `train`: before_round(r) as round r starts; after_round(result, loop, states, best)
+  once a round is accounted for; on_nonfinite(result, loop) before the loop raises on a
+  non-finite loss (its message)."""
+  before_round: Callable[[int], None] = lambda r: None
   after_round: Callable[[RoundResult, LoopState, Any, Any], None] = lambda *args: None
   on_nonfinite: Callable[[RoundResult, LoopState], str] = lambda *args: ""
 
@@ -85,7 +87,7 @@ def _select(mask, new, old):
 
 
 def train(program, train_round, states, best, loop: LoopState, keys, learning_rate: Callable,
-          patience: int, num_real: int, hooks: Hooks, on_round_start: Callable = lambda r: None):
+          patience: int, num_real: int, hooks: Hooks):
   """Rounds loop.round .. program.num_rounds - 1 (all seeds stopped ends it early); returns
   (states, best, loop). `train_round` is the program's round, compiled; keys (K',) the seeds'
   keys; learning_rate(r) the round's rate. States carry K' >= num_real seeds (mesh padding)."""
@@ -95,7 +97,7 @@ def train(program, train_round, states, best, loop: LoopState, keys, learning_ra
     if loop.stopped.all():
       break
     start_time = time.perf_counter()
-    on_round_start(r)
+    hooks.before_round(r)
     round_keys = jnp.stack([seeds.round_key(k, r) for k in keys])
     states, round_metrics = train_round(states, program.data, round_keys, learning_rate(r))
     losses = np.asarray(round_metrics["loss"])[:num_real]

@@ -231,13 +231,13 @@ def _train(config, configs, splits, scene, workdir, run_dirs, family, mesh):
             + "Lower train.learning_rate"
             + (" or set config.data.standardize=True." if "standardize" in config.data else "."))
 
-  def on_round_start(r):
+  def before_round(r):
     step_progress.begin(f"{name} {r + 1}/{program.num_rounds}", program.steps_per_round,
                         num_real * program.batch_size)
 
   _, best_states, loop = loop_lib.train(
       program, train_round, states, best_states, loop, keys, learning_rate,
-      train_config.patience, num_real, loop_lib.Hooks(after_round, on_nonfinite), on_round_start)
+      train_config.patience, num_real, loop_lib.Hooks(before_round, after_round, on_nonfinite))
   checkpoints.close()
   for seed_curves in curves:
     seed_curves.update(force=True)

@@ -69,11 +69,17 @@ def training_region(split: splits_lib.Split) -> np.ndarray:
   return (split.train > 0) | audit.coverage(split.train_windows, split.train.shape)
 
 
-def make_pixel_inputs(cube: np.ndarray, split: splits_lib.Split, components: int,
-                      fit_stats: str = "train") -> PixelInputs:
+def fit_mask(split: splits_lib.Split, fit_stats: str) -> np.ndarray:
+  """(H, W) bool: the pixels input statistics are fitted on -- the training pixels ("train"), or
+  the whole scene ("scene", the SSAN code's, which lets test pixels shape the inputs)."""
   if fit_stats not in FIT_STATS:
     raise ValueError(f"data.fit_stats must be one of {FIT_STATS}, got {fit_stats!r}.")
-  fit_mask = split.train > 0 if fit_stats == "train" else np.ones(split.train.shape, bool)
-  spectra = minmax(cube, fit_mask)
-  pca = minmax(pca_project(cube, fit_mask, components), fit_mask)
+  return split.train > 0 if fit_stats == "train" else np.ones(split.train.shape, bool)
+
+
+def make_pixel_inputs(cube: np.ndarray, split: splits_lib.Split, components: int,
+                      fit_stats: str = "train") -> PixelInputs:
+  fitted = fit_mask(split, fit_stats)
+  spectra = minmax(cube, fitted)
+  pca = minmax(pca_project(cube, fitted, components), fitted)
   return PixelInputs(spectra=spectra, pca=pca, region=training_region(split))

@@ -83,8 +83,8 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
   """K seeds' fits as a one-round program of the run loop. The state of a seed is its map (H, W)
   int32 (0 before the fit) and the index of its chosen candidate; the round fits every seed."""
   del on_step
-  spectra = [pixel_inputs.minmax(scene.cube, split.train > 0 if config.data.fit_stats == "train"
-                                 else np.ones(split.train.shape, bool)) for split in splits]
+  spectra = [pixel_inputs.minmax(scene.cube, pixel_inputs.fit_mask(split, config.data.fit_stats))
+             for split in splits]
   num_seeds = len(splits)
   settings = [setting for setting, _ in candidates(config.model)]
   val_pixels = [np.nonzero(split.val > 0) for split in splits]
