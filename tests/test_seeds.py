@@ -212,8 +212,12 @@ def test_a_single_run_gives_the_numbers_of_the_code_before_the_one_run_path(tmp_
   run.run replaced train/loop.py (tests/data/before_one_run_path.json). On the machine that made
   them the numbers are equal bit for bit; elsewhere XLA may order float sums differently, so the
   losses are held to the float tolerance of the run (docs/design.md, "Devices and float drift":
-  one SGD epoch ~1e-3, Adam-type rounds ~3e-2). The windows case decays the learning rate every
-  epoch, so a schedule applied a round early or late moves its second loss far beyond that."""
+  one SGD epoch ~1e-3, Adam-type rounds ~3e-2). Measured for the Adam pixels case: faa8335 itself,
+  run on the AMD EPYC CI machine, gives losses 0.15 % and 6.7 % from the recorded ones (round 1,
+  round 2) and the same numbers as this code bit for bit, so its losses are held to 10 %; a state
+  not carried into round 2 (loss back near round 1's 0.85) still fails it. The windows case decays
+  the learning rate every epoch, so a schedule applied a round early or late moves its second loss
+  far beyond its 2e-3."""
   case = json.loads((REPO / "tests" / "data" / "before_one_run_path.json").read_text())["cases"][
       family]
   config = config_util.load_config(str(REPO / case["config"]))
@@ -226,7 +230,7 @@ def test_a_single_run_gives_the_numbers_of_the_code_before_the_one_run_path(tmp_
     assert results["confusion_matrix"] == case["confusion_matrix"]
     return
   rounds = _epochs(tmp_path / "metrics.jsonl")
-  loss_tolerance, accuracy_tolerance = (2e-3, 0.01) if family == "windows" else (3e-2, 0.03)
+  loss_tolerance, accuracy_tolerance = (2e-3, 0.01) if family == "windows" else (0.1, 0.03)
   np.testing.assert_allclose([r["loss"] for r in rounds], case["losses"], rtol=loss_tolerance)
   np.testing.assert_allclose([r["val_accuracy"] for r in rounds], case["val_accuracy"],
                              atol=accuracy_tolerance)
