@@ -24,6 +24,9 @@ setup(
         "scipy>=1.11",
         "h5py>=3.10",
         "matplotlib>=3.8",
+        # GeoTIFF and (through GDAL's ENVI driver) ENVI cubes, class maps back as GeoTIFF; its
+        # wheels carry GDAL.
+        "rasterio>=1.4",
     ],
     extras_require={
         "test": ["pytest>=8", "scikit-learn>=1.4", "ruff==0.17.6"],

@@ -25,8 +25,8 @@ import numpy as np
 
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from hsi_jax import families, models, parallel, seeds
-from hsi_jax.data import io, patches, split_sources
+from hsi_jax import bundle as bundle_lib, families, inference, models, parallel, seeds
+from hsi_jax.data import io, patches, rasters, split_sources
 from hsi_jax.models import da_imrn
 from hsi_jax.train import optim, pixel_step, state as state_lib, step as step_lib
 
@@ -342,14 +342,20 @@ def benchmark_split(config, seeds=range(1, 6)) -> dict:
               split_s_mean=round(statistics.mean(times), 3), split_s_max=round(max(times), 3))
 
 
-def benchmark_inference(config, repeats: int = 2) -> dict:
-  """Seconds to label every pixel of the scene (the evaluation map), compilation excluded."""
+def benchmark_inference(config, repeats: int = 2, tile: int = inference.DEFAULT_TILE) -> dict:
+  """Seconds to label every pixel of the scene (the evaluation map, through the tiles of
+  inference.py) with the initial state, compilation excluded."""
   scene = io.load_config_scene(config)
   split, _, _ = split_sources.split_from_config(config, labels=scene)
   program, keys, _ = _program(config, scene, split, 1)
   states = program.init(keys)
-  seconds = _seconds(lambda: program.predict_maps(states, program.data), repeats)
-  return dict(scene=config.scene, model=config.model.name, pixels=int(scene.gt.size),
+  family = families.family_of(config.model.name)
+  bundle = bundle_lib.Bundle(dict(num_bands=scene.cube.shape[-1], class_ids=scene.class_ids),
+                             **program.seed_bundle(states, 0))
+  predictor = family.make_tile_predictor(config, scene.num_classes, family.make_mesh(config, 1))
+  reader = rasters.ArrayReader(scene.cube)
+  seconds = _seconds(lambda: inference.predict_map(reader, predictor, bundle, tile), repeats)
+  return dict(scene=config.scene, model=config.model.name, pixels=int(scene.gt.size), tile=tile,
               full_scene_inference_s=round(seconds, 3), device=jax.devices()[0].device_kind,
               num_devices=jax.device_count())
 
@@ -363,7 +369,8 @@ def step_losses(config, steps: int, ulp: bool = False) -> dict:
     raise ValueError("step_losses follows the DA-IMRN epoch; use a da_imrn config.")
   scene = io.load_config_scene(config)
   split, _, _ = split_sources.split_from_config(config, labels=scene)
-  host = families.windows.seed_data(config, scene.cube, split)
+  host = families.windows.seed_data(config, scene.cube, split, families.windows.fit_preprocessing(
+      config, scene.cube, split))
   mesh = parallel.make_mesh()
   patch, batch = config.split.patch, config.train.batch_size
   forms = models.conv_forms(mesh.devices.flat[0].platform, config.model.fast_conv)

@@ -8,3 +8,7 @@ launchers report them as one line and exit with status 2 (`hsi_jax/cli.py`).
 
 class UserError(Exception):
   """Something wrong with what the user gave; the message names the fix."""
+
+
+class DataError(UserError, ValueError):
+  """A data file exists but holds something other than what is needed."""

@@ -30,9 +30,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hsi_jax import checkpoint, families, fileutil, loop as loop_lib, seeds, validate
-from hsi_jax import workdir as workdir_lib
-from hsi_jax.data import custom, io, split_sources, splits as splits_lib
+from hsi_jax import bundle as bundle_lib, checkpoint, families, fileutil, inference
+from hsi_jax import loop as loop_lib, seeds, validate, workdir as workdir_lib
+from hsi_jax.data import custom, io, rasters, split_sources, splits as splits_lib
 from hsi_jax.evaluate import metrics as metrics_lib
 from hsi_jax.train import optim, progress
 
@@ -242,10 +242,16 @@ def _train(config, configs, splits, scene, workdir, run_dirs, family, mesh):
   for seed_curves in curves:
     seed_curves.update(force=True)
 
-  maps = program.predict_maps(best_states, program.data)
+  predictor = family.make_tile_predictor(config, scene.num_classes, family.make_mesh(config, 1))
+  reader = rasters.ArrayReader(scene.cube)
   runs = []
   for k, (single, split, run_dir) in enumerate(zip(configs, splits, run_dirs)):
-    run = workdir_lib.evaluate_map(single, run_dir, split, scene, maps[k])
+    bundle = bundle_lib.Bundle(bundle_lib.describe(workdir_lib.config_dict(single), scene,
+                                                   scene.cube[split.train > 0]),
+                               **program.seed_bundle(best_states, k))
+    bundle_lib.save(run_dir / "bundle", bundle)  # the map is the bundle's, as predict.py's
+    run = workdir_lib.evaluate_map(single, run_dir, split, scene,
+                                   inference.predict_map(reader, predictor, bundle))
     run.update(num_params=num_params, round_name=name,
                best_round=int(loop.best_round[k]) + 1, rounds_run=int(loop.rounds_run[k]),
                best_val_accuracy=float(loop.best_val[k]), **program.run_info(best_states, k),

@@ -98,7 +98,8 @@ def test_vmapped_epoch_equals_separate_epochs(indian_pines):
   datas = []
   for c, count in zip(configs, (40, 43)):
     split, _, _ = split_sources.split_from_config(c, labels=indian_pines)
-    data = windows.seed_data(c, indian_pines.cube, split)
+    data = windows.seed_data(c, indian_pines.cube, split,
+                             windows.fit_preprocessing(c, indian_pines.cube, split))
     datas.append(data.replace(train_origins=data.train_origins[:count],
                               train_flips=data.train_flips[:count], num_windows=np.int32(count)))
   mesh = parallel.make_mesh()

@@ -204,7 +204,7 @@ def test_pca_and_minmax_fitted_on_the_given_pixels(indian_pines):
 
 def _training_inputs(config, cube, split):
   """The exact arrays the train round feeds the network: every training pixel once."""
-  data = pixels.seed_data(config, cube, split)
+  data = pixels.seed_data(config, cube, split, pixels.fit_preprocessing(config, cube, split))
   spectrum, patch = pixel_step.inputs_at(jnp.asarray(data.spectra), jnp.asarray(data.train_pca),
                                          jnp.asarray(data.train_pixels), config.data.neighbourhood)
   return np.asarray(spectrum), np.asarray(patch)
@@ -225,7 +225,8 @@ def test_no_val_or_test_value_reaches_a_training_input_under_blocks(indian_pines
   if protocol == "blocks":
     for clean, dirty in zip(clean_inputs, poisoned_inputs):
       np.testing.assert_array_equal(clean, dirty)
-    data = pixels.seed_data(config, indian_pines.cube, split)
+    data = pixels.seed_data(config, indian_pines.cube, split,
+                            pixels.fit_preprocessing(config, indian_pines.cube, split))
     region = pixel_inputs.training_region(split)
     assert not region[held_out].any()
     outside = np.pad(~region, 27, constant_values=True)

@@ -17,7 +17,8 @@ from sklearn.metrics import cohen_kappa_score
 
 from hsi_jax import config_util, run, workdir as workdir_lib
 from hsi_jax.data import patches, preprocess, split_files, splits
-from hsi_jax.evaluate import metrics, predict
+from hsi_jax.evaluate import metrics
+from hsi_jax.families import windows
 from hsi_jax.train import losses, progress, step
 
 from conftest import REPO, subprocess_env
@@ -52,13 +53,18 @@ def test_metrics_hand_case_and_sklearn_kappa():
   assert summary["per_class_accuracy"][3] is None and summary["num_test_pixels"] == 9
 
 
-def test_scene_tiles_cover_every_pixel_grid_first():
-  origins, num_grid = predict.scene_tiles((145, 145), 4)
-  assert num_grid == 36 * 36 and len(origins) == 37 * 37
-  tiles = np.stack([np.full((4, 4), i + 1) for i in range(len(origins))])
-  scene = predict.assemble(tiles, origins, num_grid, (145, 145))
-  assert scene.min() > 0  # borders included
-  assert scene[143, 143] <= num_grid and scene[144, 144] > num_grid  # grid tiles win overlaps
+def test_each_pixel_takes_the_grid_window_or_the_last_edge_window():
+  """Indian Pines (145 x 145, p = 4): the 4 x 4 grid covers rows / cols 0..143; row and column
+  144 take windows flush with the edge (141), and where an edge window overlaps the grid's last
+  row or column only beside the border, the corner window (141, 141) -- written last -- wins."""
+  rows = cols = np.arange(145)
+  start_rows, start_cols = windows.window_starts(rows, cols, (145, 145), 4)
+  for pixel, window in [((0, 0), (0, 0)), ((143, 143), (140, 140)), ((141, 143), (140, 140)),
+                        ((144, 144), (141, 141)), ((144, 10), (141, 8)), ((10, 144), (8, 141)),
+                        ((142, 144), (141, 141)), ((144, 142), (141, 141))]:
+    assert (start_rows[pixel], start_cols[pixel]) == window, pixel
+  assert np.all((start_rows <= rows[:, None]) & (rows[:, None] < start_rows + 4))
+  assert np.all((start_cols <= cols[None, :]) & (cols[None, :] < start_cols + 4))
 
 
 def test_window_origins_of_clipped_patches():

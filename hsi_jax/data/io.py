@@ -1,4 +1,8 @@
-"""Reading scenes from disk: where to look, MATLAB v5 / v7.3 files, and checks on what was read.
+"""Reading scenes from disk: where to look, MATLAB v5 / v7.3, .npz, GeoTIFF and ENVI files, and
+checks on what was read.
+
+A GeoTIFF / ENVI file (data/rasters.py) holds one array, under the key "": a cube of several bands
+or a single-band class map. `open_cube` gives a windowed reader of a cube of any of these formats.
 
 Data directory, in order of precedence: `config.data.root` (the `root` argument), else the
 environment variable `HSI_DATA_DIR`, else a per-user cache folder (`$XDG_CACHE_HOME/hsi_jax` or
@@ -21,13 +25,12 @@ import numpy as np
 import scipy.io
 
 from hsi_jax import errors
-from hsi_jax.data import scenes as scenes_lib
+from hsi_jax.data import rasters, scenes as scenes_lib
 
 BUNDLED_DIR = pathlib.Path(__file__).resolve().parent / "bundled"
 
 
-class DataError(errors.UserError, ValueError):
-  """A scene file exists but holds something other than what the scene needs."""
+DataError = errors.DataError  # a scene file exists but holds something other than what is needed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +43,7 @@ class SceneData:
   class_names: tuple[str, ...]
   class_ids: tuple[int, ...]
   warnings: tuple[str, ...] = ()  # what a run should say about the data (and record)
+  wavelengths: Optional[tuple[float, ...]] = None  # per band, when the cube's file names them
 
   @property
   def num_classes(self) -> int:
@@ -101,6 +105,8 @@ def read_arrays(path: os.PathLike, keys=None) -> dict[str, np.ndarray]:
   A missing file is a FileNotFoundError; an empty, truncated or garbage one a DataError naming
   the file."""
   path = pathlib.Path(path)
+  if rasters.is_raster(path):
+    return {"": rasters.read_raster(path)} if keys is None or "" in keys else {}
   _check_file(path)
   try:
     if path.suffix == ".npz":
@@ -118,6 +124,8 @@ def array_shapes(path: os.PathLike) -> dict[str, tuple[int, ...]]:
   """{key: shape} of every array of a .mat / .npz file, read from its headers (a cube is not
   loaded); errors as read_arrays."""
   path = pathlib.Path(path)
+  if rasters.is_raster(path):
+    return {"": rasters.raster_shape(path)}
   _check_file(path)
   try:
     if path.suffix == ".npz":
@@ -150,6 +158,17 @@ def pick_key(keys, key: str, path, option: str) -> str:
                     f"one with {option}=...")
   raise DataError(f"{path} has no array {key!r}; the keys present are: "
                   f"{', '.join(keys) or 'none'}.")
+
+
+def open_cube(path: os.PathLike, key: str = "") -> rasters.CubeReader:
+  """A windowed reader of the (H, W, B) cube at `path`: GeoTIFF / ENVI read a window at a time
+  (rasters.open_raster), a .mat / .npz array (`key`; "" = the file's only one) loaded whole."""
+  if rasters.is_raster(path):
+    if key:
+      raise DataError(f"{path} is a GeoTIFF / ENVI file: it holds one cube, named by no key; "
+                      "leave the key empty.")
+    return rasters.open_raster(path)
+  return rasters.ArrayReader(read_mat_array(path, key), str(path))
 
 
 def read_mat_array(path: os.PathLike, key: str) -> np.ndarray:
@@ -268,7 +287,8 @@ def custom_scene(data) -> scenes_lib.Scene:
   records only the choices (cube, gt, cube_key, gt_key, classes). Reads the ground truth and the
   cube's header (not the cube): size, band count, the classes present (raw ids, numbered 1..C in
   increasing order), their names (data.classes, a file of one name a line; "" = "class <id>"), the
-  bands of an RGB composite (scenes.display_bands) and the array keys ("" = the file's only
+  bands of an RGB composite (scenes.display_bands, from the wavelengths a GeoTIFF / ENVI header
+  names) and the array keys ("" = the file's only
   array). Errors name the file and the option that fixes it."""
   cube_path, gt_path = (pathlib.Path(p).expanduser().resolve() for p in (data.cube, data.gt))
   for option, path in (("cube", cube_path), ("gt", gt_path)):
@@ -287,7 +307,8 @@ def custom_scene(data) -> scenes_lib.Scene:
       gt=scenes_lib.ArrayFile(str(gt_path), gt_key, "", None, class_map=True),
       shape=tuple(labels.shape), num_bands=num_bands,
       class_names=class_names_from(data.classes, raw_ids),
-      rgb_bands=scenes_lib.display_bands(num_bands), class_ids=raw_ids)
+      rgb_bands=scenes_lib.display_bands(num_bands, cube_wavelengths(cube_path)),
+      class_ids=raw_ids)
 
 
 def scene_of(config) -> scenes_lib.Scene:
@@ -343,4 +364,13 @@ def load_scene(name, root: Optional[str] = None, verify: bool = True) -> SceneDa
   check_cube(cube, labels.gt, scene.num_bands, f"{path} ({scene.title})")
   if verify:
     _verify_hash(cube, scene, scene.cube, path)
-  return dataclasses.replace(labels, cube=cube.astype(np.float32))
+  return dataclasses.replace(labels, cube=cube.astype(np.float32),
+                             wavelengths=cube_wavelengths(path))
+
+
+def cube_wavelengths(path: os.PathLike) -> Optional[tuple[float, ...]]:
+  """The bands' wavelengths a GeoTIFF / ENVI header names; None for other files or none named."""
+  if not rasters.is_raster(path):
+    return None
+  with rasters.open_raster(path) as reader:
+    return reader.info.wavelengths

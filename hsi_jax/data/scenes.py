@@ -136,10 +136,15 @@ SCENES: dict[str, Scene] = {
 }
 
 
-def display_bands(num_bands: int) -> tuple[int, int, int]:
-  """(red, green, blue) band indices for a composite of a cube whose wavelengths are not known:
-  the registry's choices as fractions of the band count -- Indian Pines' (AVIRIS, 0.4-2.5 um)
-  for more than 150 bands, Pavia University's (ROSIS, 0.43-0.86 um) otherwise."""
+def display_bands(num_bands: int, wavelengths=None) -> tuple[int, int, int]:
+  """(red, green, blue) band indices for a composite: with the bands' wavelengths (nm, or um when
+  all are below 100), the bands nearest 640, 550 and 460 nm; without, the registry's choices as
+  fractions of the band count -- Indian Pines' (AVIRIS, 0.4-2.5 um) for more than 150 bands, Pavia
+  University's (ROSIS, 0.43-0.86 um) otherwise."""
+  if wavelengths is not None and len(wavelengths) == num_bands:
+    nanometres = np.asarray(wavelengths, np.float64)
+    nanometres = nanometres * 1000 if nanometres.max() < 100 else nanometres
+    return tuple(int(np.argmin(np.abs(nanometres - target))) for target in (640, 550, 460))
   fractions = (0.215, 0.105, 0.055) if num_bands > 150 else (0.534, 0.398, 0.117)
   return tuple(min(num_bands - 1, int(round(f * num_bands))) for f in fractions)
 

@@ -11,18 +11,19 @@ fitted on the training pixels, labels every pixel of the scene.
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import jax
 import numpy as np
 
-from hsi_jax import parallel
+from hsi_jax import errors, inference, parallel
 from hsi_jax.data import pixel_inputs, splits as splits_lib
 from hsi_jax.families import program as program_lib
 
 try:
   from sklearn.neighbors import KNeighborsClassifier
   from sklearn.svm import SVC
-except ImportError:  # an optional dependency: fit_predict says how to install it
+except ImportError:  # an optional dependency: fit says how to install it
   KNeighborsClassifier = SVC = None
 
 
@@ -58,10 +59,10 @@ def check(config, splits, mesh) -> None:
                                   "split has one (use model=knn, or a scene with more classes).")
 
 
-def fit_predict(config, spectra: np.ndarray, split) -> tuple[np.ndarray, int, float]:
+def fit(config, spectra: np.ndarray, split) -> tuple[Any, int, float]:
   """Fits the model's grid on the training pixels of `spectra` (H, W, B), chooses on the
-  validation pixels -> (prediction (H, W) int32 class ids 1..C for every pixel, the chosen
-  candidate's index, its validation accuracy)."""
+  validation pixels -> (the chosen fitted classifier, its index in the grid, its validation
+  accuracy)."""
   if SVC is None:
     raise ImportError(f"model={config.model.name} needs scikit-learn: pip install -e "
                       "'.[baselines]'")
@@ -70,42 +71,53 @@ def fit_predict(config, spectra: np.ndarray, split) -> tuple[np.ndarray, int, fl
   for index, (_, classifier) in enumerate(candidates(config.model)):
     classifier.fit(spectra[train], split.train[train])
     val_accuracy = float(np.mean(classifier.predict(spectra[val]) == split.val[val]))
-    if best is None or val_accuracy > best[0]:
-      best = (val_accuracy, index, classifier)
-  val_accuracy, index, classifier = best
-  flat = spectra.reshape(-1, spectra.shape[-1])
-  prediction = np.concatenate([classifier.predict(flat[i:i + 8192])
-                               for i in range(0, len(flat), 8192)])
-  return prediction.reshape(split.train.shape).astype(np.int32), index, val_accuracy
+    if best is None or val_accuracy > best[1]:
+      best = (classifier, val_accuracy, index)
+  classifier, val_accuracy, index = best
+  return classifier, index, val_accuracy
+
+
+def fit_preprocessing(config, cube: np.ndarray, split) -> dict:
+  """The spectra's min-max over the split's training pixels (or the scene's, data.fit_stats)."""
+  return pixel_inputs.fit_minmax(cube, pixel_inputs.fit_mask(split, config.data.fit_stats))
 
 
 def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Program:
-  """K seeds' fits as a one-round program of the run loop. The state of a seed is its map (H, W)
-  int32 (0 before the fit) and the index of its chosen candidate; the round fits every seed."""
+  """K seeds' fits as a one-round program of the run loop. The state of a seed is the index of
+  its chosen candidate; the fitted classifiers stay on the host (refitted, deterministically,
+  when a run resumed after its fit)."""
   del on_step
-  spectra = [pixel_inputs.minmax(scene.cube, pixel_inputs.fit_mask(split, config.data.fit_stats))
-             for split in splits]
+  fitted = [fit_preprocessing(config, scene.cube, split) for split in splits]
+  spectra = [pixel_inputs.apply_minmax(scene.cube, f) for f in fitted]
   num_seeds = len(splits)
   settings = [setting for setting, _ in candidates(config.model)]
   val_pixels = [np.nonzero(split.val > 0) for split in splits]
+  classifiers = [None] * num_seeds
   device = mesh.devices.flat[0]
 
   def init(keys):
     del keys
-    return jax.device_put(dict(map=np.zeros((num_seeds,) + scene.gt.shape, np.int32),
-                               chosen=np.zeros(num_seeds, np.int32)), device)
+    return jax.device_put(dict(chosen=np.zeros(num_seeds, np.int32)), device)
 
   def train_round(states, data, keys, learning_rate):
     del states, keys, learning_rate
-    fits = [fit_predict(config, data[k], split) for k, split in enumerate(splits)]
-    states = dict(map=np.stack([fit[0] for fit in fits]),
-                  chosen=np.asarray([fit[1] for fit in fits], np.int32))
-    return jax.device_put(states, device), {"loss": np.zeros(num_seeds)}
+    chosen = []
+    for k, split in enumerate(splits):
+      classifiers[k], index, _ = fit(config, data[k], split)
+      chosen.append(index)
+    return jax.device_put(dict(chosen=np.asarray(chosen, np.int32)), device), {
+        "loss": np.zeros(num_seeds)}
+
+  def classifier(states, k):
+    if classifiers[k] is None:  # resumed after the fit: the chosen candidate, fitted again
+      train = splits[k].train > 0
+      classifiers[k] = candidates(config.model)[int(np.asarray(states["chosen"])[k])][1]
+      classifiers[k].fit(spectra[k][train], splits[k].train[train])
+    return classifiers[k]
 
   def val_predictions(states, data):
-    del data
-    maps = np.asarray(states["map"])
-    return program_lib.pad_rows([maps[k][pixels] for k, pixels in enumerate(val_pixels)], 0)
+    return program_lib.pad_rows([classifier(states, k).predict(data[k][pixels])
+                                 for k, pixels in enumerate(val_pixels)], 0)
 
   def val_accuracy(predictions):
     classes = [split.val[pixels] for split, pixels in zip(splits, val_pixels)]
@@ -114,8 +126,35 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
 
   return program_lib.Program(
       data=spectra, init=init, train_round=train_round, val_predictions=val_predictions,
-      val_accuracy=val_accuracy, predict_maps=lambda states, data: np.asarray(states["map"]),
+      val_accuracy=val_accuracy,
+      seed_bundle=lambda best, k: dict(preprocessing=fitted[k], classifier=classifier(best, k)),
       num_rounds=1, steps_per_round=1, seed_steps=(1,) * num_seeds, batch_size=1,
       round_name=ROUND_NAME, compile_round=lambda *args: train_round,
       compile_note="", num_params=lambda states: None,
       run_info=lambda best, k: dict(chosen=settings[int(np.asarray(best["chosen"])[k])]))
+
+
+def make_tile_predictor(config, num_classes: int, mesh) -> inference.TilePredictor:
+  """KNN / SVM on tiles: each pixel's min-max spectrum through the fitted classifier, on the
+  host. Scores are KNN's neighbour shares; the SVM has none (it is fitted without
+  probability estimates)."""
+  del num_classes, mesh
+  name = config.model.name
+
+  def predict(bundle, block, valid, origin, size, scene_shape, scores):
+    del valid, origin, scene_shape
+    if scores and not hasattr(bundle.classifier, "predict_proba"):
+      raise errors.UserError(f"model {name} gives no per-class scores; predict without "
+                             "--probabilities.")
+    flat = pixel_inputs.apply_minmax(block[:size[0], :size[1]],
+                                     bundle.preprocessing).reshape(-1, block.shape[-1])
+    classes = np.concatenate([bundle.classifier.predict(flat[i:i + 8192])
+                              for i in range(0, len(flat), 8192)]).reshape(size)
+    tile_scores = None
+    if scores:  # columns of the classes the classifier saw, in a column per class 1..C
+      tile_scores = np.zeros((len(flat), bundle.num_classes), np.float32)
+      tile_scores[:, bundle.classifier.classes_ - 1] = bundle.classifier.predict_proba(flat)
+      tile_scores = tile_scores.reshape(size + (-1,))
+    return classes.astype(np.int32), tile_scores
+
+  return inference.TilePredictor(halo=0, align=1, min_size=1, predict=predict)

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hsi_jax import errors, models, parallel
+from hsi_jax import errors, inference, models, parallel
 from hsi_jax.data import patches, pixel_inputs, splits as splits_lib
 from hsi_jax.families import program as program_lib
 from hsi_jax.train import optim, pixel_step, state as state_lib
@@ -42,15 +42,24 @@ def check(config, splits, mesh) -> None:
                              "split.val_per_class > 0).")
 
 
-def seed_data(config, cube: np.ndarray, split: splits_lib.Split) -> pixel_step.PixelData:
-  """One seed's inputs on the host (pixel_inputs)."""
+def fit_preprocessing(config, cube: np.ndarray, split: splits_lib.Split) -> dict:
+  """The inputs' min-max and PCA statistics (pixel_inputs.fit_inputs) on the split's training
+  pixels (or the scene's, data.fit_stats="scene")."""
+  return pixel_inputs.fit_inputs(cube, pixel_inputs.fit_mask(split, config.data.fit_stats),
+                                 config.data.pca_components)
+
+
+def seed_data(config, cube: np.ndarray, split: splits_lib.Split,
+              fitted: dict) -> pixel_step.PixelData:
+  """One seed's inputs on the host: the spectra, the PCA image padded by the neighbourhood, and
+  the one training inputs read (zero outside the training region)."""
   size = config.data.neighbourhood
-  inputs = pixel_inputs.make_pixel_inputs(cube, split, config.data.pca_components,
-                                          config.data.fit_stats)
+  spectra, pca = pixel_inputs.apply_inputs(cube, fitted)
+  region = pixel_inputs.training_region(split)
   val_pixels = np.argwhere(split.val > 0).astype(np.int32)
   return pixel_step.PixelData(
-      spectra=inputs.spectra, pca=patches.pad_scene(inputs.pca, size),
-      train_pca=patches.pad_scene(inputs.training_pca(), size),
+      spectra=spectra, pca=patches.pad_scene(pca, size),
+      train_pca=patches.pad_scene(np.where(region[..., None], pca, 0.0).astype(np.float32), size),
       train_pixels=np.argwhere(split.train > 0).astype(np.int32),
       train_classes=split.train[split.train > 0].astype(np.int32) - 1, val_pixels=val_pixels)
 
@@ -69,7 +78,8 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
   """K' seeds (splits: one per seed, padded to the mesh) trained as one program."""
   size, train_config = config.data.neighbourhood, config.train
   steps, batch_size = train_config.eval_every, train_config.batch_size
-  hosts = [seed_data(config, scene.cube, s) for s in splits]
+  fitted = [fit_preprocessing(config, scene.cube, s) for s in splits]
+  hosts = [seed_data(config, scene.cube, s, f) for s, f in zip(splits, fitted)]
   counts = [len(h.train_pixels) for h in hosts]
   data = parallel.put(stack(hosts), program_lib.seed_sharding(mesh))
   forms = models.conv_forms(mesh.devices.flat[0].platform, config.model.fast_conv)
@@ -92,25 +102,49 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
   val_predictions = program_lib.jit_over_seeds(
       lambda state, data: predict(state.params, data.spectra, data.pca, data.val_pixels), mesh,
       num_seeds, compiler_options=options)
-  pixel_predictions = program_lib.jit_over_seeds(
-      lambda state, data, pixels: predict(state.params, data.spectra, data.pca, pixels), mesh,
-      num_seeds, in_axes=(0, 0, None), compiler_options=options)
   val_classes = [s.val[s.val > 0] for s in splits]
 
   def val_accuracy(predictions):
     correct = [int(np.sum(predictions[k, :len(c)] == c)) for k, c in enumerate(val_classes)]
     return np.asarray(correct), np.asarray([len(c) for c in val_classes])
 
-  def predict_maps(states, data):
-    pixels = np.indices(scene.gt.shape).reshape(2, -1).T.astype(np.int32)
-    maps = np.asarray(pixel_predictions(states, data, jnp.asarray(pixels)))
-    return maps[:num_seeds].reshape((num_seeds,) + scene.gt.shape)
+  def seed_bundle(best_states, k):
+    return dict(preprocessing=fitted[k],
+                variables=dict(params=jax.tree.map(lambda x: np.asarray(x[k]),
+                                                   best_states.params)))
 
   return program_lib.Program(
       data=data, init=program_lib.init_fn(state_lib.make_init(model, optimizer, example), mesh, num_seeds),
       train_round=jax.jit(train_round, donate_argnums=0, out_shardings=(
           program_lib.seed_sharding(mesh), parallel.replicated(mesh)), compiler_options=options),
-      val_predictions=val_predictions, val_accuracy=val_accuracy, predict_maps=predict_maps,
+      val_predictions=val_predictions, val_accuracy=val_accuracy, seed_bundle=seed_bundle,
       num_rounds=train_config.steps // steps, steps_per_round=steps,
       seed_steps=(steps,) * num_seeds, batch_size=batch_size,
       round_name=ROUND_NAME)
+
+
+def make_tile_predictor(config, num_classes: int, mesh) -> inference.TilePredictor:
+  """The pixel models on tiles: every pixel of the tile, its neighbourhood cut from the tile's
+  PCA block (a halo of the neighbourhood's side)."""
+  size = config.data.neighbourhood
+  forms = models.conv_forms(mesh.devices.flat[0].platform, config.model.fast_conv)
+  model = models.build_model(config.model, num_classes, forms)
+  logits = jax.jit(pixel_step.make_pixel_logits(model, size, mesh, config.train.eval_batch_size),
+                   compiler_options=models.compiler_options(config.model, forms))
+  placed = {}  # the last bundle's parameters, on the mesh
+
+  def predict(bundle, block, valid, origin, tile_size, scene_shape, scores):
+    del origin, scene_shape
+    if placed.get("bundle") is not bundle:
+      placed.update(bundle=bundle, params=parallel.replicate(bundle.variables["params"], mesh))
+    spectra, pca = (np.where(valid[..., None], x, 0.0).astype(np.float32)
+                    for x in pixel_inputs.apply_inputs(block, bundle.preprocessing))
+    side = block.shape[0] - 2 * size
+    pixels = np.indices((side, side)).reshape(2, -1).T.astype(np.int32)
+    pixel_logits = np.asarray(logits(placed["params"], spectra[size:size + side, size:size + side],
+                                     pca, jnp.asarray(pixels))).reshape(side, side, -1)
+    pixel_logits = pixel_logits[:tile_size[0], :tile_size[1]]
+    classes = np.argmax(pixel_logits, axis=-1).astype(np.int32) + 1
+    return classes, (inference.softmax(pixel_logits) if scores else None)
+
+  return inference.TilePredictor(halo=size, align=1, min_size=1, predict=predict)

@@ -17,14 +17,16 @@ from hsi_jax.train import state as state_lib
 class Program:
   """Every array of states and data has a leading seeds axis of K' = K padded to a multiple of the
   mesh's `seeds` axis (run.py pads with copies of seed 0). The jitted functions take the data as
-  an argument; the host functions turn device predictions into numbers and maps.
+  an argument; the host functions turn device predictions into numbers. Maps are made from each
+  seed's inference bundle, tile by tile (the family's make_tile_predictor; inference.py).
 
   init(keys (K',)) -> states                      jitted; sharded over `seeds`
   train_round(states, data, keys (K',), lr ()) -> (states, {"loss": (K',)})   jitted, donates
   compile_round(states, data, keys, lr) -> train_round compiled for these arguments (once)
   val_predictions(states, data) -> (K', ...)      jitted; each seed's validation predictions
   val_accuracy(predictions) -> (correct (K',), counted (K',))                 host
-  predict_maps(states, data) -> (K', H, W)        class ids 1..C for every pixel of the scene
+  seed_bundle(best_states, k) -> dict             seed k's part of its inference bundle:
+                                                  preprocessing, variables or classifier
   num_params(states) -> int or None               one seed's parameters (None: not a network)
   run_info(best_states, k) -> dict                seed k's extra results.json entries
   """
@@ -33,7 +35,7 @@ class Program:
   train_round: Callable
   val_predictions: Callable
   val_accuracy: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-  predict_maps: Callable
+  seed_bundle: Callable
   num_rounds: int          # rounds of training at most (before early stopping)
   steps_per_round: int     # optimiser steps in a round (the longest seed's, when they differ)
   seed_steps: tuple        # (K',) each seed's own steps in a round (its single run's)

@@ -13,9 +13,10 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from hsi_jax import errors, models, parallel
+import jax
+
+from hsi_jax import errors, inference, models, parallel
 from hsi_jax.data import patches, preprocess, splits as splits_lib
-from hsi_jax.evaluate import predict as predict_lib
 from hsi_jax.families import program as program_lib
 from hsi_jax.train import optim, state as state_lib, step as step_lib
 
@@ -55,11 +56,21 @@ def uses_augmentation(config, split: splits_lib.Split) -> bool:
   return bool(config.train.augment) and bool(np.all(split.train_flips >= 0))
 
 
-def seed_data(config, cube: np.ndarray, split: splits_lib.Split) -> step_lib.WindowData:
-  """One seed's inputs on the host (the scene padded by the window side p)."""
+def fit_preprocessing(config, cube: np.ndarray, split: splits_lib.Split) -> dict:
+  """The input transform fitted on the split's training pixels: standardisation's mean / scale
+  with data.standardize, else none ({}: raw values)."""
+  return preprocess.fit_standardize(cube, split.train) if config.data.standardize else {}
+
+
+def preprocessed(cube: np.ndarray, fitted: dict) -> np.ndarray:
+  return preprocess.apply_standardize(cube, fitted) if fitted else cube
+
+
+def seed_data(config, cube: np.ndarray, split: splits_lib.Split,
+              fitted: dict) -> step_lib.WindowData:
+  """One seed's inputs on the host (the scene, preprocessed, padded by the window side p)."""
   patch = config.split.patch
-  if config.data.standardize:
-    cube = preprocess.standardize(cube, split.train)
+  cube = preprocessed(cube, fitted)
   return step_lib.WindowData(
       cube=patches.pad_scene(cube, patch), train_labels=window_labels(config, split),
       train_origins=splits_lib.window_origins(split.train_windows, patch),
@@ -82,7 +93,8 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
   """K' seeds (splits: one per seed, padded to the mesh) trained as one program."""
   patch, train_config = config.split.patch, config.train
   augment = uses_augmentation(config, splits[0])  # the same for every split (check)
-  host = stack([seed_data(config, scene.cube, s) for s in splits])
+  fitted = [fit_preprocessing(config, scene.cube, s) for s in splits]
+  host = stack([seed_data(config, scene.cube, s, f) for s, f in zip(splits, fitted)])
   data = parallel.put(host, program_lib.seed_sharding(mesh))
   forms = models.conv_forms(mesh.devices.flat[0].platform, config.model.fast_conv)
   model = models.build_model(config.model, scene.num_classes, forms)
@@ -95,9 +107,6 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
   val_predictions = program_lib.jit_over_seeds(
       lambda state, data: predict(state.variables, data.cube, data.val_origins), mesh, num_seeds,
       compiler_options=options)
-  tile_predictions = program_lib.jit_over_seeds(
-      lambda state, data, origins: predict(state.variables, data.cube, origins), mesh,
-      num_seeds, in_axes=(0, 0, None), compiler_options=options)
   val_labels = [patches.pad_scene(s.val, patch) for s in splits]
   val_origins = [splits_lib.window_origins(s.val_windows, patch) for s in splits]
 
@@ -107,11 +116,9 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
               for k in range(num_seeds)]
     return tuple(np.asarray(column) for column in zip(*scores))
 
-  def predict_maps(states, data):
-    origins, num_grid = predict_lib.scene_tiles(scene.gt.shape, patch)
-    tiles = np.asarray(tile_predictions(states, data, jnp.asarray(origins)))
-    return np.stack([predict_lib.assemble(tiles[k], origins, num_grid, scene.gt.shape)
-                     for k in range(num_seeds)])
+  def seed_bundle(best_states, k):
+    variables = jax.tree.map(lambda x: np.asarray(x[k]), best_states.variables)
+    return dict(preprocessing=fitted[k], variables=variables)
 
   return program_lib.Program(
       data=data, init=program_lib.init_fn(state_lib.make_init(model, optimizer, example), mesh, num_seeds),
@@ -119,10 +126,59 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
           epoch, mesh, num_seeds, in_axes=(0, 0, 0, None), donate=True,
           out_shardings=(program_lib.seed_sharding(mesh), parallel.replicated(mesh)),
           compiler_options=options),
-      val_predictions=val_predictions, val_accuracy=val_accuracy, predict_maps=predict_maps,
+      val_predictions=val_predictions, val_accuracy=val_accuracy, seed_bundle=seed_bundle,
       num_rounds=train_config.epochs,
       steps_per_round=step_lib.epoch_steps(host.train_origins.shape[1], augment,
                                            train_config.batch_size),
       seed_steps=tuple(step_lib.epoch_steps(len(s.train_windows), augment, train_config.batch_size)
                        for s in splits),
       batch_size=train_config.batch_size, round_name=ROUND_NAME)
+
+
+def window_starts(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int],
+                  patch: int) -> tuple[np.ndarray, np.ndarray]:
+  """(start rows, start cols), each (len(rows), len(cols)): the window whose prediction pixel
+  (r, c) of the scene takes. The scene's p x p grid from (0, 0) covers what it can; a border
+  narrower than p takes the window flush with the scene's edge, the last one written where two
+  such windows overlap (as the run's map was assembled before tiles: edge windows in row-major
+  order, then the grid)."""
+  height, width = shape
+  on_grid = (rows < height - height % patch)[:, None] & (cols < width - width % patch)[None, :]
+
+  def latest(x, n):  # the last window start (row-major) covering x
+    return np.where(x >= n - patch, n - patch, x - x % patch)
+
+  start_rows = np.where(on_grid, (rows - rows % patch)[:, None], latest(rows, height)[:, None])
+  start_cols = np.where(on_grid, (cols - cols % patch)[None, :], latest(cols, width)[None, :])
+  return start_rows, start_cols
+
+
+def make_tile_predictor(config, num_classes: int, mesh) -> inference.TilePredictor:
+  """DA-IMRN on tiles: each pixel of a tile takes its window's prediction (window_starts); the
+  windows are gathered from the tile's block, a halo of p around it."""
+  patch = config.split.patch
+  forms = models.conv_forms(mesh.devices.flat[0].platform, config.model.fast_conv)
+  model = models.build_model(config.model, num_classes, forms)
+  logits = jax.jit(step_lib.make_logits(model, patch, mesh, config.train.eval_batch_size),
+                   compiler_options=models.compiler_options(config.model, forms))
+  placed = {}  # the last bundle's variables, on the mesh
+
+  def predict(bundle, block, valid, origin, size, scene_shape, scores):
+    if placed.get("bundle") is not bundle:
+      placed.update(bundle=bundle, variables=parallel.replicate(bundle.variables, mesh))
+    inputs = np.where(valid[..., None], preprocessed(block, bundle.preprocessing), 0.0)
+    side = block.shape[0] - 2 * patch
+    rows, cols = origin[0] + np.arange(size[0]), origin[1] + np.arange(size[1])
+    start_rows, start_cols = window_starts(rows, cols, scene_shape, patch)
+    starts, index = np.unique(np.stack([start_rows, start_cols], -1).reshape(-1, 2), axis=0,
+                              return_inverse=True)
+    origins = np.zeros(((side // patch + 1) ** 2, 2), np.int32)  # the most windows a tile takes
+    origins[:len(starts)] = starts - np.asarray(origin)
+    window_logits = np.asarray(logits(placed["variables"], jnp.asarray(inputs, jnp.float32),
+                                      jnp.asarray(origins)))
+    pixel_logits = window_logits[index.reshape(size), rows[:, None] - start_rows,
+                                 cols[None, :] - start_cols]
+    classes = np.argmax(pixel_logits, axis=-1).astype(np.int32) + 1
+    return classes, (inference.softmax(pixel_logits) if scores else None)
+
+  return inference.TilePredictor(halo=patch, align=patch, min_size=patch, predict=predict)

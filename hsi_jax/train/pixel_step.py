@@ -95,21 +95,32 @@ def make_pixel_train_round(model, optimizer, batch_size: int, size: int, mesh: M
   return train_round
 
 
-def make_pixel_predict(model, size: int, mesh: Mesh, chunk: int):
-  """predict(params, spectra, padded_pca, pixels (M, 2)) -> (M,) int32 class ids 1..C (pure)."""
+def make_pixel_logits(model, size: int, mesh: Mesh, chunk: int):
+  """logits(params, spectra, padded_pca, pixels (M, 2)) -> (M, C) float32, `chunk` pixels at a
+  time, each chunk sharded over `data` (pure)."""
   chunk = max(mesh.shape["data"], chunk - chunk % mesh.shape["data"])
   batch_sharding = NamedSharding(mesh, P("data"))
 
-  def predict(params, spectra, padded_pca, pixels):
+  def logits(params, spectra, padded_pca, pixels):
     count = pixels.shape[0]
     padded = jnp.concatenate([pixels, jnp.zeros((-count % chunk, 2), pixels.dtype)])
 
     def one_chunk(chunk_pixels):
       spectrum, patch = jax.lax.with_sharding_constraint(
           inputs_at(spectra, padded_pca, chunk_pixels, size), batch_sharding)
-      logits = model.apply({"params": params}, spectrum, patch, train=False)
-      return jnp.argmax(logits, axis=-1).astype(jnp.int32) + 1
+      return model.apply({"params": params}, spectrum, patch, train=False)
 
-    return jax.lax.map(one_chunk, padded.reshape(-1, chunk, 2)).reshape(-1)[:count]
+    scores = jax.lax.map(one_chunk, padded.reshape(-1, chunk, 2))
+    return scores.reshape((-1, scores.shape[-1]))[:count]
+
+  return logits
+
+
+def make_pixel_predict(model, size: int, mesh: Mesh, chunk: int):
+  """predict(params, spectra, padded_pca, pixels (M, 2)) -> (M,) int32 class ids 1..C (pure)."""
+  logits = make_pixel_logits(model, size, mesh, chunk)
+
+  def predict(params, spectra, padded_pca, pixels):
+    return jnp.argmax(logits(params, spectra, padded_pca, pixels), axis=-1).astype(jnp.int32) + 1
 
   return predict

@@ -140,23 +140,34 @@ def make_train_epoch(model, optimizer, train_config, patch: int, mesh: Mesh, aug
   return train_epoch
 
 
-def make_predict(model, patch: int, mesh: Mesh, chunk: int):
-  """predict(variables, cube, origins (M, 2)) -> (M, p, p) int32 class ids 1..C (pure)."""
+def make_logits(model, patch: int, mesh: Mesh, chunk: int):
+  """logits(variables, cube, origins (M, 2)) -> (M, p, p, C) float32 of the windows at origins
+  of the cube padded by p, `chunk` windows at a time, each chunk sharded over `data` (pure)."""
   devices = mesh.shape["data"]
   chunk = max(devices, chunk - chunk % devices)
   batch_sharding = NamedSharding(mesh, P("data"))
 
-  def predict(variables, cube, origins):
+  def logits(variables, cube, origins):
     count = origins.shape[0]
     padded = jnp.concatenate([origins, jnp.zeros((-count % chunk, 2), origins.dtype)])
 
     def one_chunk(chunk_origins):
       x = jax.lax.with_sharding_constraint(patches.gather(cube, chunk_origins, patch),
                                            batch_sharding)
-      return jnp.argmax(model.apply(variables, x, train=False), axis=-1).astype(jnp.int32) + 1
+      return model.apply(variables, x, train=False)
 
-    predictions = jax.lax.map(one_chunk, padded.reshape(-1, chunk, 2))
-    return predictions.reshape(-1, patch, patch)[:count]
+    scores = jax.lax.map(one_chunk, padded.reshape(-1, chunk, 2))
+    return scores.reshape((-1, patch, patch, scores.shape[-1]))[:count]
+
+  return logits
+
+
+def make_predict(model, patch: int, mesh: Mesh, chunk: int):
+  """predict(variables, cube, origins (M, 2)) -> (M, p, p) int32 class ids 1..C (pure)."""
+  logits = make_logits(model, patch, mesh, chunk)
+
+  def predict(variables, cube, origins):
+    return jnp.argmax(logits(variables, cube, origins), axis=-1).astype(jnp.int32) + 1
 
   return predict
 
