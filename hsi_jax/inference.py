@@ -44,6 +44,7 @@ class Tile:
   cols: tuple[int, int]
   classes: np.ndarray            # (h, w) int32, 0 where the pixel holds no data
   scores: Optional[np.ndarray]   # (h, w, C) float32 class probabilities, when asked for
+  value_range: Optional[tuple[float, float]]  # of the tile's pixels with data (None: none has)
 
 
 def check_cube(info: rasters.CubeInfo, bundle: Bundle, predictor: TilePredictor) -> None:
@@ -88,14 +89,17 @@ def predict_tiles(reader: rasters.CubeReader, predictor: TilePredictor, bundle: 
       block[~valid] = 0.0  # no data reads as the padding beyond the scene
       classes, tile_scores = predictor.predict(bundle, block, valid, (r0, c0), (r1 - r0, c1 - c0),
                                                (height, width), scores)
-      inside = valid[halo:halo + r1 - r0, halo:halo + c1 - c0]
+      interior = (slice(halo, halo + r1 - r0), slice(halo, halo + c1 - c0))
+      inside = valid[interior]
+      values = block[interior][inside]
+      value_range = (float(values.min()), float(values.max())) if values.size else None
       classes = np.where(inside, classes, 0).astype(np.int32)
       if tile_scores is not None:
         tile_scores = np.where(inside[..., None], tile_scores, 0.0).astype(np.float32)
       done += (r1 - r0) * (c1 - c0)
       if on_tile is not None:
         on_tile(done, height * width)
-      yield Tile((r0, r1), (c0, c1), classes, tile_scores)
+      yield Tile((r0, r1), (c0, c1), classes, tile_scores, value_range)
 
 
 def predict_map(reader: rasters.CubeReader, predictor: TilePredictor, bundle: Bundle,

@@ -70,6 +70,24 @@ def plot_map(path: os.PathLike, prediction: np.ndarray, gt: np.ndarray, title: s
   _save(fig, path)
 
 
+def plot_class_map(path: os.PathLike, classes: np.ndarray, class_names, title: str) -> None:
+  """A class map alone (a scene without ground truth), with a legend of the classes and their
+  pixel counts; 0 (no data) is black."""
+  num_classes = len(class_names)
+  height, width = classes.shape
+  fig, ax = plt.subplots(figsize=(6 * width / max(height, width) + 2.5,
+                                  6 * height / max(height, width) + 0.6))
+  ax.imshow(class_image(classes, num_classes), interpolation="nearest")
+  colours = class_image(np.arange(num_classes + 1), num_classes)
+  counts = np.bincount(classes.ravel(), minlength=num_classes + 1)[1:]
+  ax.legend(handles=[mpatches.Patch(color=colours[c + 1], label=f"{c + 1} {name} ({n})")
+                     for c, (name, n) in enumerate(zip(class_names, counts))],
+            loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=7)
+  ax.set_title(title, fontsize=9)
+  ax.set_axis_off()
+  _save(fig, path)
+
+
 def plot_curves(path: os.PathLike, records: list[dict], title: str,
                 lr_drop_rounds: tuple[int, ...] = (), round_name: str = "epoch") -> None:
   """Training loss (log scale) and validation accuracy per round (an epoch for DA-IMRN) from

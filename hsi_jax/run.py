@@ -23,16 +23,18 @@ ends exactly as an uninterrupted one (the order of round r depends only on (seed
 
 from __future__ import annotations
 
+import json
 import pathlib
 import time
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from hsi_jax import bundle as bundle_lib, checkpoint, families, fileutil, inference
 from hsi_jax import loop as loop_lib, seeds, validate, workdir as workdir_lib
-from hsi_jax.data import custom, io, rasters, split_sources, splits as splits_lib
+from hsi_jax.data import custom, io, rasters, split_files, split_sources, splits as splits_lib
 from hsi_jax.evaluate import metrics as metrics_lib
 from hsi_jax.train import optim, progress
 
@@ -156,14 +158,10 @@ def _train(config, configs, splits, scene, workdir, run_dirs, family, mesh):
   """K seeds of the family's program through loop.train: checkpoints, metrics lines, curves and
   printing as its hooks; then each seed's map from its best state, and its results."""
   num_real = len(configs)
-  num_padded = num_real + (-num_real % mesh.shape["seeds"])
-  padded_configs = configs + [configs[0]] * (num_padded - num_real)
-  padded_splits = splits + [splits[0]] * (num_padded - num_real)
   step_progress = progress.StepProgress()
-  program = family.make_program(config, scene, padded_splits, mesh, on_step=step_progress)
+  program, keys, states, real_seeds, padded = _program(config, configs, splits, scene, family,
+                                                       mesh, step_progress)
   train_config, name = config.train, program.round_name
-  keys = [jax.random.key(c.seed) for c in padded_configs]
-  states = program.init(jnp.stack([jax.random.fold_in(k, 0) for k in keys]))
   num_params = program.num_params(states)
   say(f"model {config.model.name}: " + (f"{num_params:,} parameters (with BatchNorm statistics)"
                                         if num_params is not None else "fitted on the host")
@@ -173,14 +171,6 @@ def _train(config, configs, splits, scene, workdir, run_dirs, family, mesh):
   checkpoints = checkpoint.Checkpoints(workdir)
   loop = loop_lib.start(num_real)
   best_states = jax.tree.map(jnp.copy, states)  # own buffers: `states` is donated every round
-  # Checkpoints hold the K real seeds only, so that a run resumes on another device count (whose
-  # mesh pads K differently); the padding is copies of seed 0 again after a restore.
-  def real_seeds(tree):
-    return jax.tree.map(lambda x: x[:num_real], tree)
-
-  def padded(tree):
-    return jax.tree.map(lambda x: jnp.concatenate([x] + [x[:1]] * (num_padded - num_real)), tree)
-
   if checkpoints.latest_round() is not None:
     restored = checkpoints.restore({"states": real_seeds(states), "best": real_seeds(best_states),
                                     "loop": loop})
@@ -246,12 +236,9 @@ def _train(config, configs, splits, scene, workdir, run_dirs, family, mesh):
   reader = rasters.ArrayReader(scene.cube)
   runs = []
   for k, (single, split, run_dir) in enumerate(zip(configs, splits, run_dirs)):
-    bundle = bundle_lib.Bundle(bundle_lib.describe(workdir_lib.config_dict(single), scene,
-                                                   scene.cube[split.train > 0]),
-                               **program.seed_bundle(best_states, k))
-    bundle_lib.save(run_dir / "bundle", bundle)  # the map is the bundle's, as predict.py's
-    run = workdir_lib.evaluate_map(single, run_dir, split, scene,
-                                   inference.predict_map(reader, predictor, bundle))
+    bundle = _save_bundle(program, best_states, k, single, split, scene, run_dir)
+    run = workdir_lib.evaluate_map(single, run_dir, split, scene,  # the map is the bundle's,
+                                   inference.predict_map(reader, predictor, bundle))  # as predict's
     run.update(num_params=num_params, round_name=name,
                best_round=int(loop.best_round[k]) + 1, rounds_run=int(loop.rounds_run[k]),
                best_val_accuracy=float(loop.best_val[k]), **program.run_info(best_states, k),
@@ -259,3 +246,63 @@ def _train(config, configs, splits, scene, workdir, run_dirs, family, mesh):
                device=jax.devices()[0].device_kind, num_devices=jax.device_count())
     runs.append(run)
   return runs, float(loop.train_seconds)
+
+
+def _program(config, configs, splits, scene, family, mesh, on_step=None):
+  """The family's program for the K runs padded to the mesh (copies of run 0), their keys, the
+  initial states, and the functions from a padded tree to the K real seeds and back. Checkpoints
+  hold the K real seeds only, so that a run resumes on another device count (whose mesh pads K
+  differently); the padding is copies of seed 0 again after a restore."""
+  num_real = len(configs)
+  num_padded = num_real + (-num_real % mesh.shape["seeds"])
+  program = family.make_program(config, scene, splits + [splits[0]] * (num_padded - num_real),
+                                mesh, on_step=on_step)
+  keys = [jax.random.key(c.seed) for c in configs + [configs[0]] * (num_padded - num_real)]
+  states = program.init(jnp.stack([jax.random.fold_in(k, 0) for k in keys]))
+
+  def real_seeds(tree):
+    return jax.tree.map(lambda x: x[:num_real], tree)
+
+  def padded(tree):
+    return jax.tree.map(lambda x: jnp.concatenate([x] + [x[:1]] * (num_padded - num_real)), tree)
+
+  return program, keys, states, real_seeds, padded
+
+
+def _save_bundle(program, best_states, k, single, split, scene, run_dir) -> bundle_lib.Bundle:
+  """Seed k's inference bundle, written to run_dir/bundle."""
+  bundle = bundle_lib.Bundle(bundle_lib.describe(workdir_lib.config_dict(single), scene,
+                                                 scene.cube[split.train > 0]),
+                             **program.seed_bundle(best_states, k))
+  bundle_lib.save(run_dir / "bundle", bundle)
+  return bundle
+
+
+def export_bundles(workdir) -> list[pathlib.Path]:
+  """The inference bundles of a run that has none (finished before bundles existed): each seed's
+  best state from workdir's checkpoint, its preprocessing fitted again on its saved split.npz;
+  -> the bundle directories written."""
+  workdir = pathlib.Path(workdir).expanduser()
+  if not (workdir / "config.json").is_file():
+    raise workdir_lib.WorkdirError(f"{workdir} holds no config.json: not the work directory of "
+                                   "a run.")
+  config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+  validate.validate(config)
+  checkpoints = checkpoint.Checkpoints(workdir)
+  if checkpoints.latest_round() is None:
+    raise workdir_lib.WorkdirError(f"{workdir} holds no checkpoint (checkpoints/latest) to make "
+                                   "bundles from; train the run again.")
+  configs = seeds.seed_configs(config)
+  family = families.family_of(config.model.name)
+  run_dirs = workdir_lib.run_dirs(workdir, configs, config.seeds_over)
+  scene = io.load_config_scene(config)
+  splits = [split_files.load_split(run_dir / "split.npz") for run_dir in run_dirs]
+  mesh = family.make_mesh(config, len(configs))
+  program, _, states, real_seeds, padded = _program(config, configs, splits, scene, family, mesh)
+  restored = checkpoints.restore({"states": real_seeds(states), "best": real_seeds(states),
+                                  "loop": loop_lib.start(len(configs))})
+  checkpoints.close()
+  best = jax.device_put(padded(restored["best"]), jax.tree.map(lambda x: x.sharding, states))
+  for k, (single, split, run_dir) in enumerate(zip(configs, splits, run_dirs)):
+    _save_bundle(program, best, k, single, split, scene, run_dir)
+  return [run_dir / "bundle" for run_dir in run_dirs]
