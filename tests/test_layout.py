@@ -11,9 +11,10 @@ PACKAGE = REPO / "hsi_jax"
 # helpers import only each other.
 LEAVES = {"hsi_jax.fileutil", "hsi_jax.plots", "hsi_jax.parallel", "hsi_jax.config_util",
           "hsi_jax.evaluate", "hsi_jax.errors", "hsi_jax.cli"}
-LAYERS = ["hsi_jax.data", "hsi_jax.models", "hsi_jax.train", "hsi_jax.families",
+LAYERS = ["hsi_jax.data", "hsi_jax.models", "hsi_jax.train", ("hsi_jax.bundle", "hsi_jax.inference"),
+          "hsi_jax.families",
           ("hsi_jax.run", "hsi_jax.loop", "hsi_jax.workdir", "hsi_jax.seeds", "hsi_jax.validate",
-           "hsi_jax.checkpoint"), ("hsi_jax.sweep", "hsi_jax.benchmark")]
+           "hsi_jax.checkpoint", "hsi_jax.predict"), ("hsi_jax.sweep", "hsi_jax.benchmark")]
 
 
 def _module_name(path: pathlib.Path) -> str:
