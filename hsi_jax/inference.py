@@ -120,11 +120,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def value_range_warning(info: rasters.CubeInfo, bundle: Bundle, low: float,
                         high: float) -> Optional[str]:
-  """A warning when the cube's values [low, high] reach beyond the training pixels' range by more
-  than that range's width (another scaling: reflectance vs digital numbers, another gain)."""
+  """A warning when the cube's values [low, high] do not look scaled as the training pixels'
+  were: reaching beyond their range by more than its width, or spanning a twentieth of it or
+  twenty times it (reflectance against digital numbers, another gain)."""
   train_low, train_high = bundle.meta["train_value_range"]
   width = max(train_high - train_low, 1e-12)
-  if low < train_low - width or high > train_high + width:
+  outside = low < train_low - width or high > train_high + width
+  if outside or not width / 20 <= high - low <= width * 20:
     return (f"{info.path}: values {low:g}..{high:g}, the training pixels' were "
             f"{train_low:g}..{train_high:g}; is the cube scaled as the training scene was? The "
             "map may mean little.")
