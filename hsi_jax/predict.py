@@ -82,6 +82,9 @@ def predict(workdir, cube, out, cube_key: str = "", seed: Optional[int] = None,
   """Classifies every pixel of `cube` with the bundle of workdir's run (choose_run) into `out`
   (see the module docstring); returns predict.json's object."""
   workdir, out = pathlib.Path(workdir).expanduser(), pathlib.Path(out).expanduser()
+  if tile < 1:
+    raise errors.UserError(f"--tile={tile} must be at least 1 pixel (default "
+                           f"{inference.DEFAULT_TILE}; memory grows with its square).")
   run_dir = choose_run(workdir, seed)
   bundle = load_bundle(workdir, run_dir)
   config = ml_collections.ConfigDict(bundle.meta["config"])

@@ -13,6 +13,7 @@ import os
 import pathlib
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 
@@ -22,7 +23,7 @@ import scipy.io
 
 from conftest import REPO, subprocess_env, write_custom_scene
 from hsi_jax import config_util, workdir as workdir_lib
-from hsi_jax.data import io, split_sources, splits
+from hsi_jax.data import io, rasters, split_sources, splits
 from hsi_jax.evaluate import metrics
 
 TABLE = REPO / "docs" / "bad_input.md"
@@ -122,6 +123,22 @@ def _write_split_files(root: pathlib.Path) -> None:
   scipy.io.savemat(root / "custom_two_bands.mat", {"radiance": custom["cube_array"][..., :2]})
   np.savez(root / "masks_no_test_pixel.npz", train=train, test=np.zeros_like(test))
   _write_split_npz_files(root, gt)
+  _write_predict_files(root)
+
+
+def _write_predict_files(root: pathlib.Path) -> None:
+  """F/knn_run: a finished KNN run on Indian Pines (with its bundle); F/knn_no_bundle: the same
+  as a run finished before bundles existed; cubes predict cannot use."""
+  trained = _run([sys.executable, "launch/train.py", "--config=configs/ip.py:model=knn",
+                  f"--workdir={root / 'knn_run'}"])
+  assert trained.returncode == 0, trained.stderr[-3000:]
+  shutil.copytree(root / "knn_run", root / "knn_no_bundle", ignore=shutil.ignore_patterns("bundle"))
+  cube, _ = _ip_arrays()
+  rasters.write_cube(root / "ip_150_bands.tif", cube[..., :150])
+  (root / "garbled.hdr").write_text("ENVI\nsamples = abc\nlines = 12 oops\n")
+  (root / "garbled.img").write_bytes(bytes(1000))
+  (root / "lonely.hdr").write_text("ENVI\nsamples = 10\nlines = 10\nbands = 3\ndata type = 2\n"
+                                   "interleave = bsq\nbyte order = 0\nheader offset = 0\n")
 
 
 def _write_split_npz_files(root: pathlib.Path, gt: np.ndarray) -> None:
@@ -199,7 +216,8 @@ def test_the_table_covers_every_category():
   for needle in ("--config.train.epoch=", "batch_size=0", "num_seeds=0", "per_class=0",
                  "patch=0", "D/gt_truncated", "D/gt_empty", "D/gt_garbage", "D/gt_fractional",
                  "D/gt_negative", "D/cropped", "D/cube_nan", "F/masks_windows", "F/masks_shape",
-                 "audit_split.py", "make_splits.py", "ablate.py"):
+                 "audit_split.py", "make_splits.py", "ablate.py", "predict.py", "F/garbled.hdr",
+                 "F/knn_no_bundle", "export_bundle.py"):
     assert needle in commands, needle
   assert {what for what, *_ in rows} >= set(WORKDIR_SETUP)
 

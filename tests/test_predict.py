@@ -12,7 +12,7 @@ import pytest
 import rasterio
 from rasterio.crs import CRS
 
-from hsi_jax import bundle as bundle_lib, config_util, families, inference, predict, run
+from hsi_jax import bundle as bundle_lib, config_util, errors, families, inference, predict, run
 from hsi_jax.data import io, rasters, split_sources
 
 from conftest import REPO
@@ -160,3 +160,13 @@ def test_a_run_without_bundle_gets_the_command_and_the_command_makes_it(trained,
                                 np.load(workdir / "map.npy"))
   meta = json.loads((workdir / "bundle" / "bundle.json").read_text())
   assert meta == json.loads((trained["da_imrn"] / "bundle" / "bundle.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_cube_smaller_than_the_models_window_is_refused_before_writing(trained, tmp_path):
+  path = tmp_path / "strip.npz"
+  np.savez(path, cube=io.load_scene("ip").cube[:3, :20])  # 3 rows: less than DA-IMRN's 4 x 4
+  with pytest.raises(errors.UserError, match="is 3x20 pixels, smaller than the model's 4x4 "
+                                             "window"):
+    predict.predict(trained["da_imrn"], path, tmp_path / "out")
+  assert not (tmp_path / "out").exists()
