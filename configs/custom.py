@@ -3,10 +3,12 @@ r"""A user's own scene, from its files alone: no entry in the package's registry
   python launch/show_scene.py --config=configs/custom.py:cube=CUBE.mat,gt=GT.mat --out=DIR
   python launch/train.py --config=configs/custom.py:cube=CUBE.mat,gt=GT.mat --workdir=DIR
   python launch/train.py --config=configs/custom.py:cube=C.npz,gt=G.npz,model=knn,runlocal --workdir=DIR
+  python launch/train.py --config=configs/custom.py:cube=scene.hdr,gt=labels.tif --workdir=DIR
   python launch/train.py --config=configs/custom.py:cube=C.mat,gt=G.mat \
       --config.split.file=masks.npz --workdir=DIR      # a benchmark's fixed train / test masks
 
-Options after ':' -- cube=PATH, gt=PATH (.mat v5 / v7.3 or .npz; required), cube_key= / gt_key=
+Options after ':' -- cube=PATH, gt=PATH (.mat v5 / v7.3, .npz, GeoTIFF, or ENVI: the .hdr or its
+data file; the ground truth a single band of class ids; required), cube_key= / gt_key=
 (the array's name when a file holds several), classes=PATH (class names, one a line, in increasing
 id order), model=da_imrn|ssan|arnn|acnn|rnn|cnn|knn|svm, protocol=blocks|pixels, runlocal,
 block= / patch= / k_keep= (the `blocks` geometry; default Indian Pines' 6 / 4 / 8), fraction= (train

@@ -13,7 +13,7 @@ import scipy.io
 
 from conftest import REPO, subprocess_env, write_custom_scene
 from hsi_jax import config_util, models, validate
-from hsi_jax.data import io, scenes, split_files, split_sources
+from hsi_jax.data import io, rasters, scenes, split_files, split_sources
 from hsi_jax.models import da_imrn
 
 CUSTOM = str(REPO / "configs" / "custom.py")
@@ -138,6 +138,29 @@ def test_custom_config_records_choices_and_the_run_derives_the_rest(tmp_path):
 
   calibrated = attempts(None, None)
   assert calibrated <= 3 and 2 * calibrated < attempts(0.15, 0.06)
+
+
+def test_custom_scene_from_envi_and_geotiff_is_the_mat_scene(tmp_path):
+  """The same scene as an ENVI cube (with wavelengths) and a GeoTIFF ground truth: the same
+  arrays, classes and split as from the .mat files; the RGB bands come from the wavelengths."""
+  scene = write_custom_scene(tmp_path)
+  wavelengths = np.linspace(400.0, 1000.0, 24)
+  rasters.write_cube(tmp_path / "cube.bsq", scene["cube_array"], driver="ENVI",
+                     wavelengths=wavelengths)
+  rasters.write_class_map(tmp_path / "gt.tif", scene["gt_array"])
+  from_mat = config_util.load_config(f"{CUSTOM}:cube={scene['cube']},gt={scene['gt']}")
+  from_rasters = config_util.load_config(f"{CUSTOM}:cube={tmp_path / 'cube.hdr'},"
+                                         f"gt={tmp_path / 'gt.tif'}")
+  mat, raster = io.scene_of(from_mat), io.scene_of(from_rasters)
+  assert raster.shape == mat.shape and raster.class_ids == mat.class_ids == (3, 7, 20, 41)
+  assert raster.rgb_bands == scenes.display_bands(24, wavelengths) != mat.rgb_bands
+  mat_split, mat_labels, _ = split_sources.split_from_config(from_mat)
+  raster_split, raster_labels, _ = split_sources.split_from_config(from_rasters)
+  np.testing.assert_array_equal(raster_labels.gt, mat_labels.gt)
+  for name in ("train", "val", "test", "train_windows"):
+    np.testing.assert_array_equal(getattr(raster_split, name), getattr(mat_split, name))
+  np.testing.assert_array_equal(io.load_config_scene(from_rasters).cube,
+                                io.load_config_scene(from_mat).cube)
 
 
 def test_custom_calibration_follows_geometry_overrides(tmp_path):
