@@ -14,6 +14,7 @@ import collections
 import functools
 import pathlib
 import re
+import resource
 import statistics
 import tempfile
 import time
@@ -21,11 +22,13 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from hsi_jax import bundle as bundle_lib, families, inference, models, parallel, seeds
+from hsi_jax import (bundle as bundle_lib, families, inference, models, parallel,
+                     predict as predict_lib, seeds)
 from hsi_jax.data import io, patches, rasters, split_sources
 from hsi_jax.models import da_imrn
 from hsi_jax.train import optim, pixel_step, state as state_lib, step as step_lib
@@ -402,3 +405,66 @@ def step_losses(config, steps: int, ulp: bool = False) -> dict:
     losses.append(float(loss_sum / pixels))
   return dict(scene=config.scene, model=config.model.name, optimizer=config.train.optimizer,
               ulp=ulp, num_devices=jax.device_count(), losses=losses)
+
+
+def write_synthetic_cube(path, height: int, width: int, seed: int = 0,
+                         block_rows: int = 256) -> dict:
+  """A (height, width, 200) int16 GeoTIFF for the prediction benchmark: Indian Pines' cube
+  repeated across the grid, each pixel with Gaussian noise of 2 % of the scene's range (drawn per
+  row block from one numpy Generator), written block by block (memory of a block, not the cube)."""
+  source = io.load_scene("ip").cube
+  low, high = float(source.min()), float(source.max())
+  rng = np.random.default_rng(seed)
+  src_h, src_w, bands = source.shape
+
+  def make_block(r0: int, r1: int) -> np.ndarray:
+    rows = np.arange(r0, r1) % src_h
+    cols = np.arange(width) % src_w
+    block = source[rows[:, None], cols[None, :]].astype(np.float32)
+    block += rng.normal(0.0, 0.02 * (high - low), block.shape).astype(np.float32)
+    return np.clip(np.rint(block), -32768, 32767).astype(np.int16)
+
+  rasters.write_cube_blocks(path, (height, width, bands), np.int16, make_block,
+                            block_rows=block_rows)
+  return dict(path=str(path), shape=[height, width, bands], dtype="int16",
+              bytes=pathlib.Path(path).stat().st_size, seed=seed)
+
+
+def peak_resident_bytes() -> int:
+  """This process's peak resident memory so far (Linux ru_maxrss, in KiB)."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def benchmark_predict(workdir, cube, out, in_memory: bool = False,
+                      tile: int = inference.DEFAULT_TILE) -> dict:
+  """launch/predict.py's work on `cube` as a user runs it (predict.predict: tiles read from the
+  file, the map written as it goes) or, in_memory, the cube first read whole as float32 and the
+  same tiles classified from memory. Seconds include each path's one compile; run each path in its
+  own process, since the peak resident memory is the process's."""
+  start_rss = peak_resident_bytes()
+  if not in_memory:
+    summary = predict_lib.predict(workdir, cube, out, tile=tile)
+    seconds, read_seconds, pixels = summary["seconds"], 0.0, int(np.prod(summary["shape"][:2]))
+  else:
+    workdir = pathlib.Path(workdir)
+    run_dir = predict_lib.choose_run(workdir, None)
+    bundle = predict_lib.load_bundle(workdir, run_dir)
+    config = ml_collections.ConfigDict(bundle.meta["config"])
+    family = families.family_of(config.model.name)
+    predictor = family.make_tile_predictor(config, bundle.num_classes,
+                                           family.make_mesh(config, 1))
+    start = time.perf_counter()
+    with io.open_cube(cube) as reader:
+      height, width, _ = reader.info.shape
+      whole = reader.read((0, height), (0, width)).astype(np.float32, copy=False)
+    read_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    inference.predict_map(rasters.ArrayReader(whole), predictor, bundle, tile)
+    seconds, pixels = time.perf_counter() - start, height * width
+  return dict(path="in_memory" if in_memory else "tiles_from_file", cube=str(cube),
+              pixels=pixels, tile=tile, seconds=round(seconds, 2),
+              read_whole_seconds=round(read_seconds, 2),
+              pixels_per_second=round(pixels / seconds, 1),
+              peak_rss_gb=round(peak_resident_bytes() / 2**30, 3),
+              rss_before_gb=round(start_rss / 2**30, 3),
+              device=jax.devices()[0].device_kind)

@@ -30,6 +30,10 @@ from hsi_jax import errors, fileutil
 RASTER_SUFFIXES = (".tif", ".tiff", ".hdr", ".img", ".bil", ".bsq", ".bip", ".dat")
 _ENVI_DATA = ("", ".img", ".bil", ".bsq", ".bip", ".dat", ".raw")  # tried beside a .hdr
 _TILE = 256
+# GDAL's block cache while a cube is read by window: enough for the blocks that a row of tiles and
+# its halo share, far below GDAL's default (5 % of the machine's memory: 1.2 GB of 24 GB, which
+# more than doubled predict's peak memory on a 1.2 GB GeoTIFF; results/bench.md).
+READ_CACHE_BYTES = 256 * 2**20
 _QUIET = dict(action="ignore", category=rasterio.errors.NotGeoreferencedWarning)
 
 
@@ -108,7 +112,9 @@ class _RasterReader(CubeReader):
   def read(self, rows, cols) -> np.ndarray:
     r0, r1, c0, c1 = self._window(rows, cols)
     try:
-      block = self._dataset.read(window=Window(c0, r0, c1 - c0, r1 - r0), out_dtype=np.float32)
+      with rasterio.Env(GDAL_CACHEMAX=READ_CACHE_BYTES):
+        block = self._dataset.read(window=Window(c0, r0, c1 - c0, r1 - r0),
+                                   out_dtype=np.float32)
     except rasterio.errors.RasterioError as error:
       raise _unreadable(pathlib.Path(self.info.path), error) from None
     return np.ascontiguousarray(block.transpose(1, 2, 0))
