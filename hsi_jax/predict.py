@@ -116,7 +116,8 @@ def predict(workdir, cube, out, cube_key: str = "", seed: Optional[int] = None,
       no_data_pixels=int(counts[0]),
       pixels_per_class={name: int(n) for name, n in zip(names, counts[1:])},
       value_range=[low, high] if seen else None, train_value_range=bundle.meta["train_value_range"],
-      files=sorted(p.name for p in out.iterdir() if not p.name.startswith(".")),
+      files=sorted({p.name for p in out.iterdir() if not p.name.startswith(".")}
+                   | {"predict.json"}),
       warnings=warnings)
   fileutil.write_json(out / "predict.json", summary)
   return summary

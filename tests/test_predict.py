@@ -60,7 +60,8 @@ def test_predict_reproduces_the_runs_map_whole_and_tiled(trained, model, tmp_pat
     np.testing.assert_array_equal(np.load(out / "map.npy"), expected)
     assert summary["tile"] >= tile and summary["no_data_pixels"] == 0
     assert sorted(summary["files"]) == sorted(
-        ["map.npy", "map.png"] + (["probabilities.npy"] if model != "svm" else []))
+        ["map.npy", "map.png", "predict.json"] + (["probabilities.npy"] if model != "svm"
+                                                  else []))
     assert not summary["warnings"] and not list(out.glob(".*"))
   if model != "svm":
     scores = np.load(out / "probabilities.npy")
