@@ -39,6 +39,9 @@ def base_config(scene: str) -> ml_collections.ConfigDict:
   config.num_seeds = 1
   config.seeds_over = "init"
   config.mesh_seeds = 0
+  # Where compiled programs are kept between processes (hsi_jax/compile_cache.py): "" = the user's
+  # cache directory, "off", or a directory; $HSI_JAX_COMPILE_CACHE overrides it.
+  config.compile_cache = ""
   return config
 
 

@@ -28,7 +28,7 @@ from typing import Optional
 import ml_collections
 import numpy as np
 
-from hsi_jax import bundle as bundle_lib, errors, families, fileutil, inference, plots
+from hsi_jax import bundle as bundle_lib, compile_cache, errors, families, fileutil, inference, plots
 from hsi_jax.data import io, rasters
 
 EXPORT = "python launch/export_bundle.py --workdir={workdir}"
@@ -88,6 +88,7 @@ def predict(workdir, cube, out, cube_key: str = "", seed: Optional[int] = None,
   run_dir = choose_run(workdir, seed)
   bundle = load_bundle(workdir, run_dir)
   config = ml_collections.ConfigDict(bundle.meta["config"])
+  compile_cache.enable(config.get("compile_cache", ""))
   family = families.family_of(config.model.name)
   if out.exists() and not out.is_dir():
     raise errors.UserError(f"--out={out} is a file, not a directory.")

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from hsi_jax import bundle as bundle_lib, checkpoint, families, fileutil, inference
+from hsi_jax import bundle as bundle_lib, checkpoint, compile_cache, families, fileutil, inference
 from hsi_jax import loop as loop_lib, seeds, validate, workdir as workdir_lib
 from hsi_jax.data import custom, io, rasters, split_files, split_sources, splits as splits_lib
 from hsi_jax.evaluate import metrics as metrics_lib
@@ -79,6 +79,7 @@ def run(config, workdir) -> dict:
   run's for K = 1, {runs, mean, std, ...} for K > 1."""
   workdir = pathlib.Path(workdir).expanduser()
   validate.validate(config)
+  cache, loaded_before = compile_cache.enable(config.compile_cache), compile_cache.hits()
   configs = seeds.seed_configs(config)
   family = families.family_of(config.model.name)
   # Everything that can be refused is checked before the work directory is written to.
@@ -129,6 +130,8 @@ def run(config, workdir) -> dict:
     for run_dir, single in zip(run_dirs, runs):
       fileutil.write_json(run_dir / "results.json", single)
   fileutil.write_json(workdir / "results.json", results)
+  if compile_cache.hits() > loaded_before:
+    say(f"{compile_cache.hits() - loaded_before} compiled programs were loaded from {cache}")
   return results
 
 
@@ -287,6 +290,9 @@ def export_bundles(workdir) -> list[pathlib.Path]:
     raise workdir_lib.WorkdirError(f"{workdir} holds no config.json: not the work directory of "
                                    "a run.")
   config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+  compile_cache.enable(config.get("compile_cache", ""))  # runs before the leaf lack it
+  if "compile_cache" not in config:
+    config.compile_cache = ""
   validate.validate(config)
   checkpoints = checkpoint.Checkpoints(workdir)
   if checkpoints.latest_round() is None:

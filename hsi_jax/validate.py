@@ -68,6 +68,8 @@ def validate(config) -> None:
 
   check("scene", *one_of(tuple(scenes.SCENES) + (scenes.CUSTOM,)))
   check("data.root", lambda v: isinstance(v, str), "a folder path, or '' for the default")
+  check("compile_cache", lambda v: isinstance(v, str),
+        "a directory, 'off', or '' for the user's cache directory")
   if has("scene") and config.scene == scenes.CUSTOM:
     for leaf in ("cube", "gt"):
       check(f"data.{leaf}", lambda v: isinstance(v, str) and v, "the path of the scene's file")

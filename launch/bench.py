@@ -19,7 +19,7 @@ import json
 from absl import flags
 from ml_collections import config_flags
 
-from hsi_jax import benchmark, cli
+from hsi_jax import benchmark, cli, compile_cache
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/pu.py.")
 _MODE = flags.DEFINE_enum("mode", "step",
@@ -41,6 +41,7 @@ flags.mark_flags_as_required(["config"])
 def main(argv):
   del argv
   config = _CONFIG.value
+  compile_cache.enable(config.compile_cache)
   if _MODE.value == "step":
     figures = benchmark.benchmark(config, steps=_STEPS.value, infer_batch=_INFER_BATCH.value,
                                   loop_steps=_LOOP_STEPS.value)

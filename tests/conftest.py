@@ -2,13 +2,16 @@
 
 import os
 import pathlib
+import shutil
 import socket
+import tempfile
 
 import jax
 import numpy as np
 import pytest
 import scipy.io
 
+from hsi_jax import compile_cache
 from hsi_jax.data import io
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -18,6 +21,25 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # precision multiplies float32 matrices and convolutions in TF32 (10-bit mantissa), which puts 1e-3
 # relative differences between forms that agree to 1e-6 in full float32; the tests ask for it.
 jax.config.update("jax_default_matmul_precision", "highest")
+
+
+def pytest_configure(config):
+  """One compilation cache for the whole test session, its processes and launchers included (a
+  program the suite compiles twice is loaded the second time), never the user's own cache; kept
+  where the environment already names one."""
+  del config
+  if compile_cache.ENV not in os.environ:
+    os.environ[compile_cache.ENV] = tempfile.mkdtemp(prefix="hsi_jax_compile_")
+    _SESSION_CACHE.append(os.environ[compile_cache.ENV])
+
+
+def pytest_unconfigure(config):
+  del config
+  for path in _SESSION_CACHE:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+_SESSION_CACHE = []
 
 
 def subprocess_env(devices=None, **extra) -> dict:

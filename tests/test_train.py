@@ -10,13 +10,14 @@ import subprocess
 import sys
 import time
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from hsi_jax import config_util, run, workdir as workdir_lib
-from hsi_jax.data import patches, preprocess, split_files, splits
+from hsi_jax import config_util, families, run, seeds, workdir as workdir_lib
+from hsi_jax.data import io as data_io, patches, preprocess, split_files, split_sources, splits
 from hsi_jax.evaluate import metrics
 from hsi_jax.families import windows
 from hsi_jax.train import losses, progress, step
@@ -292,6 +293,28 @@ def test_step_progress_redraws_on_a_terminal_and_prints_quarters_otherwise():
     else:
       assert [line.split("] ")[1].split(" steps")[0] for line in text.splitlines()] == ["2/8", "4/8",
                                                                                   "6/8"]
+
+
+@pytest.mark.parametrize("spec", ["runlocal", "runlocal,model=ssan"])
+def test_the_step_bar_costs_a_few_host_round_trips_per_round(spec):
+  """The program the run trains (run._program, two seeds vmapped) reports to the host at most
+  REPORTS_PER_ROUND + 1 times in a round of many more steps, the last report at its last step."""
+  config = config_util.load_config(f"{REPO / 'configs' / 'ip.py'}:{spec}")
+  config.model.width, config.num_seeds = 0.125, 2
+  configs = seeds.seed_configs(config)
+  scene = data_io.load_config_scene(config)
+  splits_ = [split_sources.split_from_config(c, labels=scene)[0] for c in configs]
+  family = families.family_of(config.model.name)
+  calls = []
+  program, keys, states, _, _ = run._program(config, configs, splits_, scene, family,
+                                             family.make_mesh(config, 2), calls.append)
+  program.train_round(states, program.data, jnp.stack([seeds.round_key(k, 0) for k in keys]),
+                      1e-3)
+  jax.effects_barrier()
+  steps = program.steps_per_round
+  assert steps > 4 * progress.REPORTS_PER_ROUND
+  assert 2 <= len(calls) <= progress.REPORTS_PER_ROUND + 1
+  assert max(int(np.max(np.asarray(c))) for c in calls) == steps - 1
 
 
 def test_bad_values_are_refused_before_anything_is_written(tmp_path):

@@ -17,7 +17,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from hsi_jax.data import patches
-from hsi_jax.train import optim
+from hsi_jax.train import optim, progress
 from hsi_jax.train.state import TrainState
 
 
@@ -70,7 +70,8 @@ def make_pixel_train_round(model, optimizer, batch_size: int, size: int, mesh: M
                            on_step=None):
   """train_round(state, data, order (steps, batch), dropout_key, learning_rate) -> (state,
   {"loss": mean over the round}), pure (families/pixels.py vmaps it over seeds and jits it).
-  `on_step(index)`, when given, is called on the host after each step (progress.StepProgress)."""
+  `on_step(index)`, when given, is called on the host after a few steps of each round
+  (progress.report_step; progress.StepProgress)."""
   batch_sharding = NamedSharding(mesh, P("data"))
   train_step = make_pixel_train_step(model, optimizer)
 
@@ -85,7 +86,7 @@ def make_pixel_train_round(model, optimizer, batch_size: int, size: int, mesh: M
       state, loss = train_step(state, spectrum, patch, classes,
                                jax.random.fold_in(dropout_key, index))
       if on_step is not None:
-        jax.debug.callback(on_step, index)
+        progress.report_step(on_step, index, order.shape[0])
       return state, loss
 
     state = state.replace(opt_state=optim.set_learning_rate(state.opt_state, learning_rate))

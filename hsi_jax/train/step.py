@@ -21,7 +21,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from hsi_jax.data import patches
-from hsi_jax.train import losses, optim
+from hsi_jax.train import losses, optim, progress
 from hsi_jax.train.state import TrainState
 
 LOSS_REDUCTIONS = ("all_pixels", "labelled")
@@ -101,8 +101,8 @@ def make_train_epoch(model, optimizer, train_config, patch: int, mesh: Mesh, aug
                      on_step=None):
   """train_epoch(state, data, rng, learning_rate) -> (state, {"loss"}), pure (families/windows.py
   vmaps it over seeds and jits it). A batch that does not divide over the mesh axis `data` is
-  padded with weight-0 copies. `on_step(index)`, when given, is called on the host after each step
-  (progress.StepProgress)."""
+  padded with weight-0 copies. `on_step(index)`, when given, is called on the host after a few
+  steps of each epoch (progress.report_step; progress.StepProgress)."""
   batch_size = train_config.batch_size
   batch_sharding = NamedSharding(mesh, P("data"))
   device_batch = batch_size + (-batch_size % mesh.shape["data"])
@@ -128,7 +128,7 @@ def make_train_epoch(model, optimizer, train_config, patch: int, mesh: Mesh, aug
       x, y, weight = jax.lax.with_sharding_constraint((x, y, weight), batch_sharding)
       state, sums = train_step(state, x, y, weight)
       if on_step is not None:
-        jax.debug.callback(on_step, index)
+        progress.report_step(on_step, index, steps)
       return state, sums
 
     state = state.replace(opt_state=optim.set_learning_rate(state.opt_state, learning_rate))
