@@ -50,6 +50,11 @@ def prepare(config, workdir: pathlib.Path) -> None:
     fileutil.write_json(workdir / "config.json", config_dict(config))
 
 
+# Config leaves that say how a run executes, not what it computes: a resumed run may differ in
+# them (and a work directory of a run from before they existed lacks them).
+EXECUTION_LEAVES = ("compile_cache",)
+
+
 def check_same_config(config, workdir: pathlib.Path) -> bool:
   """True when workdir/config.json exists and equals `config`; False when there is none.
   A different saved config is a WorkdirError naming the sections that differ."""
@@ -57,6 +62,9 @@ def check_same_config(config, workdir: pathlib.Path) -> bool:
   if not saved_path.exists():
     return False
   resolved, saved = config_dict(config), json.loads(saved_path.read_text())
+  for leaf in EXECUTION_LEAVES:  # where, not what: a rerun may change them
+    resolved.pop(leaf, None)
+    saved.pop(leaf, None)
   if saved != resolved:
     changed = sorted(k for k in set(saved) | set(resolved) if saved.get(k) != resolved.get(k))
     raise WorkdirError(f"{workdir} holds a run of a different config (sections differing: "

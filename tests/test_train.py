@@ -156,6 +156,22 @@ def test_finished_or_foreign_workdir_is_refused(runlocal_run, tmp_path):
     workdir_lib.prepare(config, tmp_path)
 
 
+def test_where_compiled_programs_live_is_no_part_of_the_experiment(tmp_path):
+  """A resumed run may move or turn off the compilation cache, and a work directory of a run
+  from before the leaf existed (its config.json without it) is the same config."""
+  config = config_util.load_config(RUNLOCAL)
+  workdir_lib.prepare(config, tmp_path)
+  config.compile_cache = "off"
+  assert workdir_lib.check_same_config(config, tmp_path)
+  saved = json.loads((tmp_path / "config.json").read_text())
+  del saved["compile_cache"]
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  assert workdir_lib.check_same_config(config, tmp_path)
+  config.seed = 3
+  with pytest.raises(workdir_lib.WorkdirError, match="different config.*seed"):
+    workdir_lib.check_same_config(config, tmp_path)
+
+
 def launch_train(workdir, *overrides, env=None):
   return subprocess.Popen([sys.executable, "launch/train.py", f"--config={RUNLOCAL}",
                            f"--workdir={workdir}", *overrides], cwd=REPO,
