@@ -183,7 +183,9 @@ def _train(config, configs, splits, scene, workdir, run_dirs, family, mesh):
     loop = restored["loop"]
     say(f"Resuming {workdir} at {name} {int(loop.round) + 1}.")
   for run_dir in run_dirs:
-    workdir_lib.keep_metrics_before(run_dir / "metrics.jsonl", int(loop.round))
+    if workdir_lib.keep_metrics_before(run_dir / "metrics.jsonl", int(loop.round)):
+      say(f"{run_dir / 'metrics.jsonl'}: its last line was cut short (a kill while it was "
+          "written); dropped, that round runs again.")
 
   def learning_rate(r):
     return optim.round_learning_rate(train_config, r)

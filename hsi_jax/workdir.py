@@ -95,13 +95,26 @@ def save_or_check_split(split: splits_lib.Split, run_dir: pathlib.Path,
     split_files.save_split(run_dir, split, scene)
 
 
-def keep_metrics_before(path: pathlib.Path, round_index: int) -> None:
-  """On resume, drop metrics.jsonl lines of rounds after the restored checkpoint."""
-  if path.exists():
-    lines = [line for line in path.read_text().splitlines()
-             if line and json.loads(line)["round"] < round_index]
-    with fileutil.atomic_path(path) as tmp:
-      tmp.write_text("".join(line + "\n" for line in lines))
+def keep_metrics_before(path: pathlib.Path, round_index: int) -> bool:
+  """On resume, drop metrics.jsonl lines of rounds after the restored checkpoint, and a torn last
+  line (a kill during its append: that round runs again). -> whether a torn line was dropped. A
+  line that does not parse elsewhere is damage: a WorkdirError naming it."""
+  if not path.exists():
+    return False
+  lines = [line for line in path.read_text().splitlines() if line]
+  records = []
+  for number, line in enumerate(lines, start=1):
+    try:
+      records.append(json.loads(line))
+    except json.JSONDecodeError:
+      if number < len(lines):
+        raise WorkdirError(f"{path}: line {number} is not JSON; remove that line (or the file: "
+                           "the run rewrites it from the checkpoint's rounds onwards).") from None
+  torn = len(records) < len(lines)
+  with fileutil.atomic_path(path) as tmp:
+    tmp.write_text("".join(json.dumps(record) + "\n" for record in records
+                           if record["round"] < round_index))
+  return torn
 
 
 def append_metrics(path: pathlib.Path, record: dict) -> None:

@@ -172,6 +172,20 @@ def test_where_compiled_programs_live_is_no_part_of_the_experiment(tmp_path):
     workdir_lib.check_same_config(config, tmp_path)
 
 
+def test_metrics_lines_on_resume(tmp_path):
+  """keep_metrics_before (run.py's resume): rounds from the checkpoint's on are dropped, and a torn
+  last line; a line that does not parse before the last is damage, named."""
+  path = tmp_path / "metrics.jsonl"
+  rounds = "".join(json.dumps({"round": r, "loss": 1.0 / (r + 1)}) + "\n" for r in range(4))
+  path.write_text(rounds + '{"round": 4, "lo')
+  assert workdir_lib.keep_metrics_before(path, 2)
+  assert [json.loads(line)["round"] for line in path.read_text().splitlines()] == [0, 1]
+  assert not workdir_lib.keep_metrics_before(path, 2)
+  path.write_text(rounds.replace('{"round": 1', '{"round": 1 garbled', 1))
+  with pytest.raises(workdir_lib.WorkdirError, match="line 2 is not JSON"):
+    workdir_lib.keep_metrics_before(path, 2)
+
+
 def launch_train(workdir, *overrides, env=None):
   return subprocess.Popen([sys.executable, "launch/train.py", f"--config={RUNLOCAL}",
                            f"--workdir={workdir}", *overrides], cwd=REPO,
@@ -195,10 +209,13 @@ def test_resume_after_sigkill_matches_uninterrupted(runlocal_run, tmp_path):
   assert not (tmp_path / "results.json").exists()
   epochs_before_kill = len(metrics_path.read_text().splitlines())
   assert epochs_before_kill >= 3
+  with open(metrics_path, "a") as torn:  # as a kill in the middle of an append leaves it
+    torn.write('{"round": 9, "step": 5')
   resumed = launch_train(tmp_path)
   output, _ = resumed.communicate(timeout=1800)
   assert resumed.returncode == 0, output
   lines = output.splitlines()
+  assert f"{metrics_path}: its last line was cut short" in output
   # It resumed from a checkpoint (saved after epoch 1 at the earliest, and after no epoch that
   # had not ended), at the epoch after it; the first epoch it then runs is that one.
   resumed_at = [int(match.group(1)) for match in (
