@@ -22,7 +22,6 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from jax.sharding import NamedSharding, PartitionSpec as P
@@ -446,13 +445,7 @@ def benchmark_predict(workdir, cube, out, in_memory: bool = False,
     summary = predict_lib.predict(workdir, cube, out, tile=tile)
     seconds, read_seconds, pixels = summary["seconds"], 0.0, int(np.prod(summary["shape"][:2]))
   else:
-    workdir = pathlib.Path(workdir)
-    run_dir = predict_lib.choose_run(workdir, None)
-    bundle = predict_lib.load_bundle(workdir, run_dir)
-    config = ml_collections.ConfigDict(bundle.meta["config"])
-    family = families.family_of(config.model.name)
-    predictor = family.make_tile_predictor(config, bundle.num_classes,
-                                           family.make_mesh(config, 1))
+    _, bundle, _, predictor = predict_lib.load_predictor(pathlib.Path(workdir), None)
     start = time.perf_counter()
     with io.open_cube(cube) as reader:
       height, width, _ = reader.info.shape

@@ -71,6 +71,18 @@ def load_bundle(workdir: pathlib.Path, run_dir: pathlib.Path) -> bundle_lib.Bund
                          + EXPORT.format(workdir=workdir))
 
 
+def load_predictor(workdir: pathlib.Path, seed: Optional[int]):
+  """(run directory, its bundle, the bundle's config, the family's TilePredictor) of workdir's
+  run chosen by choose_run; the compilation cache on as the run's config says."""
+  run_dir = choose_run(workdir, seed)
+  bundle = load_bundle(workdir, run_dir)
+  config = ml_collections.ConfigDict(bundle.meta["config"])
+  compile_cache.enable(config.get("compile_cache", ""))
+  family = families.family_of(config.model.name)
+  predictor = family.make_tile_predictor(config, bundle.num_classes, family.make_mesh(config, 1))
+  return run_dir, bundle, config, predictor
+
+
 def class_colours(num_classes: int) -> np.ndarray:
   """(C + 1, 3) RGB in [0, 1] of classes 0..C, as map.png draws them."""
   return plots.class_image(np.arange(num_classes + 1), num_classes)
@@ -85,17 +97,11 @@ def predict(workdir, cube, out, cube_key: str = "", seed: Optional[int] = None,
   if tile < 1:
     raise errors.UserError(f"--tile={tile} must be at least 1 pixel (default "
                            f"{inference.DEFAULT_TILE}; memory grows with its square).")
-  run_dir = choose_run(workdir, seed)
-  bundle = load_bundle(workdir, run_dir)
-  config = ml_collections.ConfigDict(bundle.meta["config"])
-  compile_cache.enable(config.get("compile_cache", ""))
-  family = families.family_of(config.model.name)
+  run_dir, bundle, config, predictor = load_predictor(workdir, seed)
   if out.exists() and not out.is_dir():
     raise errors.UserError(f"--out={out} is a file, not a directory.")
   with io.open_cube(cube, cube_key) as reader:
     info = reader.info
-    predictor = family.make_tile_predictor(config, bundle.num_classes,
-                                           family.make_mesh(config, 1))
     inference.check_cube(info, bundle, predictor)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
