@@ -26,8 +26,8 @@ import numpy as np
 
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from hsi_jax import (bundle as bundle_lib, families, inference, models, parallel,
-                     predict as predict_lib, seeds)
+from hsi_jax import (bundle as bundle_lib, families, inference, loop as loop_lib, models,
+                     parallel, predict as predict_lib, seeds)
 from hsi_jax.data import io, patches, rasters, split_sources
 from hsi_jax.models import da_imrn
 from hsi_jax.train import optim, pixel_step, state as state_lib, step as step_lib
@@ -281,15 +281,15 @@ def benchmark_seeds(config, num_seeds: int, rounds: int = 2) -> dict:
 
   def sequential():
     for k in range(num_seeds):
-      states[k], metrics = single.train_round(states[k], single.data, many_keys[k][None],
-                                              learning_rate)
+      states[k], metrics = loop_lib.train_round(single, states[k], many_keys[k][None],
+                                                learning_rate)
     return metrics
 
   together, keys, mesh = _program(config, scene, split, num_seeds)
   vmapped_states = [together.init(keys)]
 
   def vmapped():
-    vmapped_states[0], metrics = together.train_round(vmapped_states[0], together.data, keys,
+    vmapped_states[0], metrics = loop_lib.train_round(together, vmapped_states[0], keys,
                                                       learning_rate)
     return metrics
 
@@ -307,8 +307,8 @@ def benchmark_seeds(config, num_seeds: int, rounds: int = 2) -> dict:
 
 def benchmark_epoch(config, rounds: int = 2) -> dict:
   """One round of the real run on the real scene, as run.run drives it: the compiled epoch program
-  (train_round) and the validation predictions + accuracy, for one seed; compilation excluded
-  (one warm-up round). Seconds are means over `rounds`."""
+  (its chunks, loop.train_round) and the validation predictions + accuracy, for one seed;
+  compilation excluded (one warm-up round). Seconds are means over `rounds`."""
   scene = io.load_config_scene(config)
   split, _, _ = split_sources.split_from_config(config, labels=scene)
   program, keys, _ = _program(config, scene, split, 1)
@@ -316,7 +316,7 @@ def benchmark_epoch(config, rounds: int = 2) -> dict:
   states = [program.init(keys)]
 
   def train():
-    states[0], metrics = program.train_round(states[0], program.data, keys, learning_rate)
+    states[0], metrics = loop_lib.train_round(program, states[0], keys, learning_rate)
     return metrics
 
   def validate():

@@ -5,9 +5,11 @@
 unknown option after its colon, an override naming no config leaf (`--config.train.epoch=1`: the
 nearest valid leaf is named), an override of the wrong type -- into one line. And inside `main`,
 the project's own input errors (`errors.UserError`: a config value, a data file, a split, a work
-directory) and a missing file are printed as one line. Both exit with status 2. `--verbose` (or
-HSI_JAX_VERBOSE=1) shows the traceback as well, for a bug report; anything else is a bug and
-raises as usual.
+directory), a missing file and a failing filesystem (an OSError anywhere in an error's chain: a
+full disk, a read-only directory) are printed as one line. Both exit with status 2. `--verbose`
+(or HSI_JAX_VERBOSE=1) shows the traceback as well, for a bug report; anything else is a bug and
+raises as usual. SIGTERM and SIGINT stop a run cleanly (preemption.py): one line, exit status
+128 + the signal's number (143, 130).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from hsi_jax import config_util, errors
+from hsi_jax import config_util, errors, preemption
 
 EXIT_USER_ERROR = 2
 
@@ -153,11 +155,22 @@ def run_main(main) -> None:
   def guarded(argv):
     logging.set_verbosity(logging.WARNING)  # absl's INFO lines (backends tried, orbax saves)
     try:
-      return main(argv)
+      with preemption.handle_signals():
+        return main(argv)
+    except preemption.Stopped as stopped:
+      print(str(stopped), file=sys.stderr, flush=True)
+      sys.exit(stopped.exit_status)
     except (errors.UserError, FileNotFoundError) as error:
       if _verbose():  # the traceback for a bug report, and the same exit status
         traceback.print_exc()
       _fail(str(error))
+    except Exception as error:  # noqa: BLE001  (a filesystem failure is a line; others raise)
+      os_error = errors.os_error_in(error)
+      if os_error is None:
+        raise
+      if _verbose():
+        traceback.print_exc()
+      _fail(errors.filesystem_message(os_error, os_error.filename or "."))
 
   app.run(guarded, flags_parser=parse_flags)
 

@@ -10,6 +10,8 @@ import contextlib
 import json
 import os
 import pathlib
+import re
+import shutil
 import tempfile
 
 import jax  # importing JAX starts no backend; process_index() does, when first called
@@ -39,6 +41,23 @@ def atomic_path(path: os.PathLike):
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)
+
+
+# What atomic_path and bundle.save name their temporaries: ".<name>.<mkstemp's 8 characters>.tmp"
+# and the suffix.
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
+
+
+def remove_stale_temporaries(directory: os.PathLike) -> list[pathlib.Path]:
+  """Removes the temporaries our atomic writes left in `directory` (a write killed before its
+  rename); -> what was removed. Only for a directory no other process is writing to (its lock is
+  held)."""
+  removed = []
+  for path in sorted(pathlib.Path(directory).glob(".*.tmp*")):
+    if _TEMPORARY.match(path.name):
+      shutil.rmtree(path) if path.is_dir() else path.unlink()
+      removed.append(path)
+  return removed
 
 
 def _umask() -> int:

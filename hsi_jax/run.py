@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import signal
 import time
 
 import jax
@@ -33,7 +34,7 @@ import ml_collections
 import numpy as np
 
 from hsi_jax import bundle as bundle_lib, checkpoint, compile_cache, families, fileutil, inference
-from hsi_jax import loop as loop_lib, seeds, validate, workdir as workdir_lib
+from hsi_jax import loop as loop_lib, preemption, seeds, validate, workdir as workdir_lib
 from hsi_jax.data import custom, io, rasters, split_files, split_sources, splits as splits_lib
 from hsi_jax.evaluate import metrics as metrics_lib
 from hsi_jax.train import optim, progress
@@ -82,8 +83,17 @@ def run(config, workdir) -> dict:
   cache, loaded_before = compile_cache.enable(config.compile_cache), compile_cache.hits()
   configs = seeds.seed_configs(config)
   family = families.family_of(config.model.name)
-  # Everything that can be refused is checked before the work directory is written to.
-  workdir_lib.refuse_finished_or_foreign(config, workdir)
+  # Everything that can be refused is checked before the work directory is written to (but for
+  # its lock, which also tells whether it can be written; claim removes it again on a refusal).
+  with workdir_lib.claim(workdir):
+    workdir_lib.refuse_finished_or_foreign(config, workdir)
+    inputs = workdir_lib.input_hashes(configs)
+    workdir_lib.check_inputs(workdir, inputs)
+    return _run(config, workdir, configs, family, inputs, cache, loaded_before)
+
+
+def _run(config, workdir, configs, family, inputs, cache, loaded_before) -> dict:
+  """run's body, inside the work directory's claim."""
   run_dirs = workdir_lib.run_dirs(workdir, configs, config.seeds_over)
   say(f"loading scene {config.scene}...")
   scene = io.load_config_scene(config)
@@ -106,7 +116,7 @@ def run(config, workdir) -> dict:
     input_warnings.append(list(scene.warnings) + split_warnings)
   mesh = family.make_mesh(config, len(configs))
   family.check(config, splits, mesh)
-  workdir_lib.prepare(config, workdir)
+  workdir_lib.prepare(config, workdir, inputs)
   for split, run_dir in zip(splits, run_dirs):
     workdir_lib.save_or_check_split(split, run_dir, scene)
   runs, train_seconds = _train(config, configs, splits, scene, workdir, run_dirs, family, mesh)
@@ -163,7 +173,7 @@ def _train(config, configs, splits, scene, workdir, run_dirs, family, mesh):
   num_real = len(configs)
   step_progress = progress.StepProgress()
   program, keys, states, real_seeds, padded = _program(config, configs, splits, scene, family,
-                                                       mesh, step_progress)
+                                                       mesh)
   train_config, name = config.train, program.round_name
   num_params = program.num_params(states)
   say(f"model {config.model.name}: " + (f"{num_params:,} parameters (with BatchNorm statistics)"
@@ -171,17 +181,19 @@ def _train(config, configs, splits, scene, workdir, run_dirs, family, mesh):
       + (f", {num_real} runs in one vmapped program, mesh {dict(mesh.shape)}"
          if num_real > 1 and num_params is not None else ""))
 
-  checkpoints = checkpoint.Checkpoints(workdir)
+  checkpoints = checkpoint.Checkpoints(workdir, warn=say)
   loop = loop_lib.start(num_real)
-  best_states = jax.tree.map(jnp.copy, states)  # own buffers: `states` is donated every round
-  if checkpoints.latest_round() is not None:
+  best_states = jax.tree.map(jnp.copy, states)  # own buffers: `states` is donated every chunk
+  if checkpoints.latest_step() is not None:
     restored = checkpoints.restore({"states": real_seeds(states), "best": real_seeds(best_states),
-                                    "loop": loop})
+                                    "loop": loop}, adapt=_loop_before_chunks)
     sharding = jax.tree.map(lambda x: x.sharding, states)
     states, best_states = (jax.device_put(padded(restored[k]), sharding)
                            for k in ("states", "best"))
     loop = restored["loop"]
-    say(f"Resuming {workdir} at {name} {int(loop.round) + 1}.")
+    say(f"Resuming {workdir} at {name} {int(loop.round) + 1}"
+        + (f", step {int(loop.chunk) * program.chunk_steps + 1}" if int(loop.chunk) else "")
+        + ".")
   for run_dir in run_dirs:
     if workdir_lib.keep_metrics_before(run_dir / "metrics.jsonl", int(loop.round)):
       say(f"{run_dir / 'metrics.jsonl'}: its last line was cut short (a kill while it was "
@@ -190,12 +202,22 @@ def _train(config, configs, splits, scene, workdir, run_dirs, family, mesh):
   def learning_rate(r):
     return optim.round_learning_rate(train_config, r)
 
-  start = time.perf_counter()
+  def position(loop) -> int:  # the steps the loop has taken: a checkpoint's number
+    return (int(loop.round) * program.steps_per_round
+            + int(loop.chunk) * program.chunk_steps)
+
+  def save(loop, states, best):
+    checkpoints.save(position(loop), {"states": real_seeds(states), "best": real_seeds(best),
+                                      "loop": loop})
+
+  start, hits = time.perf_counter(), compile_cache.hits()
   if program.compile_note:
     say(f"compiling {program.compile_note}" + (" per run" if num_real > 1 else "") + "...")
-  train_round = program.compile_round(states, program.data, jnp.stack(keys), learning_rate(0))
+  train_chunk = program.compile_chunk(states, program.data, jnp.stack(keys), learning_rate(0),
+                                      np.int32(0))
   if program.compile_note:
-    say(f"compiled in {time.perf_counter() - start:.1f} s")
+    say(f"compiled in {time.perf_counter() - start:.1f} s"
+        + (" (from the cache)" if compile_cache.hits() > hits else ""))
   curves = [progress.Curves(d, f"{c.scene} {c.model.name}, {c.split.protocol} partition "
                             f"{c.partition}" + (f", model seed {c.seed}" if num_real > 1 else ""),
                             progress.lr_drop_rounds(train_config, program.num_rounds), name)
@@ -210,17 +232,16 @@ def _train(config, configs, splits, scene, workdir, run_dirs, family, mesh):
           val_pixels=int(result.val_counted[k]), seconds=round(result.seconds, 3)))
       curves[k].update()
     if int(loop.round) % train_config.checkpoint_every == 0:  # after the metrics: a resumed run
-      checkpoints.save(result.index, {"states": real_seeds(states),  # redoes the rounds after it
-                                      "best": real_seeds(best), "loop": loop})
+      save(loop, states, best)                                # redoes the rounds after it
     say(_round_line(result, program.num_rounds, name, loop))
     if num_real == 1 and loop.stopped[0]:
       say(f"Early stopping: no val improvement for {train_config.patience} {name}s.")
 
   def on_nonfinite(result, loop):
     step_progress.end()
-    saved = checkpoints.latest_round()
+    saved = checkpoints.latest_step()
     return (f"Training loss became {', '.join(f'{x:g}' for x in result.losses)} in {name} "
-            f"{result.index + 1}; stopped. " + (f"The latest checkpoint holds {name} {saved + 1}. "
+            f"{result.index + 1}; stopped. " + ("The latest checkpoint holds the run before it. "
                                                 if saved is not None else
                                                 "No checkpoint was saved. ")
             + "Lower train.learning_rate"
@@ -230,9 +251,24 @@ def _train(config, configs, splits, scene, workdir, run_dirs, family, mesh):
     step_progress.begin(f"{name} {r + 1}/{program.num_rounds}", program.steps_per_round,
                         num_real * program.batch_size)
 
-  _, best_states, loop = loop_lib.train(
-      program, train_round, states, best_states, loop, keys, learning_rate,
-      train_config.patience, num_real, loop_lib.Hooks(before_round, after_round, on_nonfinite))
+  def on_stop(loop, states, best):
+    step_progress.end()
+    save(loop, states, best)
+    checkpoints.close()
+    signum = preemption.requested()
+    raise preemption.Stopped(signum, f"stopped by {signal.Signals(signum).name} at {name} "
+                             f"{int(loop.round) + 1}, step {int(loop.chunk) * program.chunk_steps}"
+                             f" of {program.steps_per_round}, and saved; run the same command to "
+                             "resume.")
+
+  hooks = loop_lib.Hooks(before_round, step_progress.update, after_round, on_nonfinite,
+                         lambda: preemption.requested() is not None, on_stop)
+  with preemption.deferred():
+    states, best_states, loop = loop_lib.train(program, train_chunk, states, best_states, loop,
+                                               keys, learning_rate, train_config.patience,
+                                               num_real, hooks)
+    if checkpoints.latest_step() != position(loop):  # a rerun after a kill goes to the maps
+      save(loop, states, best_states)
   checkpoints.close()
   for seed_curves in curves:
     seed_curves.update(force=True)
@@ -253,7 +289,7 @@ def _train(config, configs, splits, scene, workdir, run_dirs, family, mesh):
   return runs, float(loop.train_seconds)
 
 
-def _program(config, configs, splits, scene, family, mesh, on_step=None):
+def _program(config, configs, splits, scene, family, mesh):
   """The family's program for the K runs padded to the mesh (copies of run 0), their keys, the
   initial states, and the functions from a padded tree to the K real seeds and back. Checkpoints
   hold the K real seeds only, so that a run resumes on another device count (whose mesh pads K
@@ -261,7 +297,7 @@ def _program(config, configs, splits, scene, family, mesh, on_step=None):
   num_real = len(configs)
   num_padded = num_real + (-num_real % mesh.shape["seeds"])
   program = family.make_program(config, scene, splits + [splits[0]] * (num_padded - num_real),
-                                mesh, on_step=on_step)
+                                mesh)
   keys = [jax.random.key(c.seed) for c in configs + [configs[0]] * (num_padded - num_real)]
   states = program.init(jnp.stack([jax.random.fold_in(k, 0) for k in keys]))
 
@@ -297,7 +333,7 @@ def export_bundles(workdir) -> list[pathlib.Path]:
     config.compile_cache = ""
   validate.validate(config)
   checkpoints = checkpoint.Checkpoints(workdir)
-  if checkpoints.latest_round() is None:
+  if checkpoints.latest_step() is None:
     raise workdir_lib.WorkdirError(f"{workdir} holds no checkpoint (checkpoints/latest) to make "
                                    "bundles from; train the run again.")
   configs = seeds.seed_configs(config)
@@ -308,9 +344,26 @@ def export_bundles(workdir) -> list[pathlib.Path]:
   mesh = family.make_mesh(config, len(configs))
   program, _, states, real_seeds, padded = _program(config, configs, splits, scene, family, mesh)
   restored = checkpoints.restore({"states": real_seeds(states), "best": real_seeds(states),
-                                  "loop": loop_lib.start(len(configs))})
+                                  "loop": loop_lib.start(len(configs))},
+                                 adapt=_loop_before_chunks)
   checkpoints.close()
   best = jax.device_put(padded(restored["best"]), jax.tree.map(lambda x: x.sharding, states))
   for k, (single, split, run_dir) in enumerate(zip(configs, splits, run_dirs)):
     _save_bundle(program, best, k, single, split, scene, run_dir)
   return [run_dir / "bundle" for run_dir in run_dirs]
+
+
+def _loop_before_chunks(saved, target):
+  """checkpoint.restore's adapt: a checkpoint saved before rounds ran in chunks holds a loop
+  without the chunk fields; it restores as the old loop, completed with a round's start."""
+  if ("loop", "chunk") in saved:
+    return None
+  fields = ("round", "best_val", "best_round", "stopped", "rounds_run", "train_seconds")
+  old = dict(target, loop={f: getattr(target["loop"], f) for f in fields})
+
+  def complete(restored):
+    num_seeds = len(restored["loop"]["best_val"])
+    return dict(restored, loop=loop_lib.start(num_seeds).replace(
+        **{f: np.asarray(restored["loop"][f]) for f in fields}))
+
+  return old, complete

@@ -1,24 +1,32 @@
-"""A run's work directory: refusing the wrong one, the split saved or checked, metrics lines, the
-map and metrics of a finished run.
+"""A run's work directory: one run at a time in it (its lock), refusing the wrong one, the inputs
+it read checked on a rerun, the split saved or checked, metrics lines, the map and metrics of a
+finished run.
 
 Layout (one seed): config.json, split.npz / split.json / split.png, metrics.jsonl (one object per
 round: an epoch for DA-IMRN, train.eval_every steps for the pixel models), curves.png,
-checkpoints/latest, map.npy, map.png, results.json. With num_seeds = K > 1 each run's files go to
-seed<k>/ (K model seeds) or partition<p>/ (K partitions), and the top results.json holds the runs
-with their mean and std. A finished workdir is
-never overwritten; one of another config is refused.
+checkpoints/latest, map.npy, map.png, results.json; inputs.json (the content hash of each of the
+user's files the run reads) and .lock (who holds the work directory). With num_seeds = K > 1 each
+run's files go to seed<k>/ (K model seeds) or partition<p>/ (K partitions), and the top
+results.json holds the runs with their mean and std. A finished workdir is never overwritten; one
+of another config is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import fcntl
+import hashlib
 import json
+import os
 import pathlib
+import socket
 
 import jax.numpy as jnp
 import numpy as np
 
 from hsi_jax import errors, fileutil, plots
-from hsi_jax.data import io, split_files, splits as splits_lib
+from hsi_jax.data import io, split_files, split_sources, splits as splits_lib
 from hsi_jax.evaluate import metrics as metrics_lib
 
 
@@ -28,6 +36,50 @@ class WorkdirError(errors.UserError, RuntimeError):
 
 def config_dict(config) -> dict:
   return json.loads(config.to_json_best_effort(sort_keys=True))
+
+
+@contextlib.contextmanager
+def claim(workdir: pathlib.Path):
+  """Holds workdir for one run: creates it (and its parents), takes an exclusive lock on
+  workdir/.lock (released by the OS when the process ends, however it ends: a crashed run never
+  blocks the next), and removes the temporaries of atomic writes a killed run left. A second run
+  is refused with the holder's host, pid and start time. Creating the directory and the lock is
+  also the check that it can be written, before the scene is loaded. A directory this call
+  created and that holds nothing else when the block ends (a run refused) is removed again.
+  Only process 0 locks (a lock over a shared filesystem is not reliable across hosts)."""
+  if workdir.exists() and not workdir.is_dir():
+    raise WorkdirError(f"--workdir={workdir} is a file, not a directory; give a directory "
+                       "(new or of a run of this config).")
+  if not fileutil.is_writer():
+    yield
+    return
+  created = not workdir.exists()
+  lock_path = workdir / ".lock"
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+  except OSError as error:
+    raise errors.FilesystemError(errors.filesystem_message(error, workdir)) from None
+  try:
+    try:
+      fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = os.pread(descriptor, 4096, 0).decode(errors="replace").strip() or "its holder unknown"
+      raise WorkdirError(f"{workdir} is in use by another run ({holder}; lock {lock_path}); wait "
+                         "for it to end, or stop it: a run that has died releases the lock by "
+                         "itself.") from None
+    since = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, f"pid {os.getpid()} on {socket.gethostname()} since {since}".encode(),
+              0)
+    for directory in [workdir, *sorted(p for p in workdir.iterdir() if p.is_dir())]:
+      fileutil.remove_stale_temporaries(directory)
+    yield
+  finally:
+    os.close(descriptor)
+    if created and [p.name for p in workdir.iterdir()] == [".lock"]:
+      lock_path.unlink()
+      workdir.rmdir()
 
 
 def refuse_finished_or_foreign(config, workdir: pathlib.Path) -> None:
@@ -42,12 +94,63 @@ def refuse_finished_or_foreign(config, workdir: pathlib.Path) -> None:
   check_same_config(config, workdir)
 
 
-def prepare(config, workdir: pathlib.Path) -> None:
-  """Refuses a finished workdir or one made with another config; writes config.json."""
+def prepare(config, workdir: pathlib.Path, inputs: dict) -> None:
+  """Refuses a finished workdir or one made with another config; writes config.json and
+  inputs.json (input_hashes) where there are none."""
   refuse_finished_or_foreign(config, workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   if not (workdir / "config.json").exists():
     fileutil.write_json(workdir / "config.json", config_dict(config))
+  if not (workdir / "inputs.json").exists():
+    fileutil.write_json(workdir / "inputs.json", inputs)
+
+
+def input_files(configs) -> dict[str, pathlib.Path]:
+  """{what: path} of the user's files the runs of `configs` read: a custom scene's cube, ground
+  truth and class names, a split file, each partition's split.npz. (A registered scene's files
+  are checked against the registry's content hashes whenever they are loaded, data/io.py.)"""
+  files = {}
+  for config in configs:
+    for key in ("cube", "gt", "classes"):
+      if config.data.get(key):
+        files[f"data.{key}"] = pathlib.Path(config.data[key])
+    if config.split.get("file"):
+      files["split.file"] = pathlib.Path(config.split.file)
+    if config.split.get("npz"):
+      path = split_sources.npz_path(config.split.npz, config.partition)
+      files["split.npz" + (f" (partition {config.partition})" if "{partition}" in
+                           config.split.npz else "")] = path
+  return files
+
+
+def input_hashes(configs) -> dict:
+  """{what: {path, bytes, sha256}} of input_files(configs) that exist (a missing one is
+  reported where it is read)."""
+  hashes = {}
+  for name, path in input_files(configs).items():
+    if path.is_file():
+      digest = hashlib.sha256()
+      with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 24), b""):
+          digest.update(block)
+      hashes[name] = dict(path=str(path), bytes=path.stat().st_size, sha256=digest.hexdigest())
+  return hashes
+
+
+def check_inputs(workdir: pathlib.Path, inputs: dict) -> None:
+  """A WorkdirError when a file the run of workdir read (its inputs.json) holds other bytes now
+  (input_hashes): the rerun would go on, or be evaluated, on other data. Writes nothing."""
+  saved_path = workdir / "inputs.json"
+  if not saved_path.exists():
+    return
+  saved = json.loads(saved_path.read_text())
+  for name, before in saved.items():
+    now = inputs.get(name)
+    if now is None or now["sha256"] != before["sha256"]:
+      change = ("is gone" if now is None else f"holds other data now (sha256 {before['sha256'][:12]}"
+                f" when the run began, {now['sha256'][:12]} now)")
+      raise WorkdirError(f"{before['path']} ({name}) {change}; the run in {workdir} would go on "
+                         "with other data. Put the original file back, or use a new --workdir.")
 
 
 # Config leaves that say how a run executes, not what it computes: a resumed run may differ in

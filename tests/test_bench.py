@@ -11,6 +11,7 @@ import pytest
 
 from hsi_jax import benchmark, config_util
 from hsi_jax.data import split_sources
+from hsi_jax.families import program as program_lib
 
 from conftest import REPO
 
@@ -33,7 +34,7 @@ def test_epoch_mode_times_the_runs_epoch_and_validation(indian_pines, monkeypatc
   def program(*args):
     made, keys, mesh = make_program(*args)
     return dataclasses.replace(
-        made, train_round=watched("train_round", made.train_round),
+        made, train_chunk=watched("train_chunk", made.train_chunk),
         val_predictions=watched("val_predictions", made.val_predictions)), keys, mesh
 
   def timed(fn, repeats):
@@ -51,10 +52,12 @@ def test_epoch_mode_times_the_runs_epoch_and_validation(indian_pines, monkeypatc
   batch = config.train.batch_size
   assert figures["train_examples"] == math.ceil(2 * len(split.train_windows) / batch) * batch
   assert figures["val_windows"] == len(split.val_windows)
-  # Two timings, each of one warm-up call (the compilation) and rounds=1 timed call: the epoch
-  # program's train_round, then the validation predictions, nothing else in either.
+  # Two timings, each of one warm-up round (the compilation) and rounds=1 timed round: the epoch
+  # program's chunks, then the validation predictions, nothing else in either.
   (train_calls, train_repeats, train_s), (val_calls, val_repeats, val_s) = timings
-  assert train_calls == ["train_round"] * 2 and val_calls == ["val_predictions"] * 2
+  steps = figures["train_examples"] // batch
+  chunks = math.ceil(steps / program_lib.chunk_steps(steps))
+  assert train_calls == ["train_chunk"] * 2 * chunks and val_calls == ["val_predictions"] * 2
   assert train_repeats == val_repeats == 1
   assert (figures["train_s"], figures["val_s"]) == (round(train_s, 2), round(val_s, 2))
   assert figures["round_s"] == round(train_s + val_s, 2)

@@ -10,7 +10,8 @@ PACKAGE = REPO / "hsi_jax"
 # docs/design.md, "Layers": each module may import its own layer and those before it; the leaf
 # helpers import only each other.
 LEAVES = {"hsi_jax.fileutil", "hsi_jax.plots", "hsi_jax.parallel", "hsi_jax.config_util",
-          "hsi_jax.evaluate", "hsi_jax.errors", "hsi_jax.cli", "hsi_jax.compile_cache"}
+          "hsi_jax.evaluate", "hsi_jax.errors", "hsi_jax.cli", "hsi_jax.compile_cache",
+          "hsi_jax.preemption"}
 LAYERS = ["hsi_jax.data", "hsi_jax.models", "hsi_jax.train", ("hsi_jax.bundle", "hsi_jax.inference"),
           "hsi_jax.families",
           ("hsi_jax.run", "hsi_jax.loop", "hsi_jax.workdir", "hsi_jax.seeds", "hsi_jax.validate",

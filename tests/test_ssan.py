@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.decomposition import PCA
 
-from hsi_jax import benchmark, config_util, models, parallel, run
+from hsi_jax import benchmark, config_util, loop, models, parallel, run
 from hsi_jax.data import audit, pixel_inputs, split_files, split_sources
 from hsi_jax.models import layers, ssan
 from hsi_jax.families import pixels
@@ -297,12 +297,12 @@ def test_vmapped_pixel_round_equals_separate_rounds(indian_pines):
   keys = jnp.stack([jax.random.key(3), jax.random.key(4)])
   round_keys = jnp.stack([jax.random.key(5), jax.random.key(6)])
   lr = optim.round_learning_rate(config.train, 0)
-  states, metrics = together.train_round(together.init(keys), together.data, round_keys, lr)
+  states, losses = loop.train_round(together, together.init(keys), round_keys, lr)
   for k in range(2):
     alone = pixels.make_program(config, indian_pines, [splits[k]], mesh)
-    state, alone_metrics = alone.train_round(alone.init(keys[k][None]), alone.data,
-                                             round_keys[k][None], lr)
-    np.testing.assert_allclose(metrics["loss"][k], alone_metrics["loss"][0], rtol=1e-5)
+    state, alone_losses = loop.train_round(alone, alone.init(keys[k][None]), round_keys[k][None],
+                                           lr)
+    np.testing.assert_allclose(losses[k], alone_losses[0], rtol=1e-5)
     for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(states.params)):
       np.testing.assert_allclose(a[0], b[k], rtol=1e-4, atol=1e-7)
 

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from hsi_jax import config_util, families, run, seeds, workdir as workdir_lib
+from hsi_jax import config_util, families, loop, run, seeds, workdir as workdir_lib
 from hsi_jax.data import io as data_io, patches, preprocess, split_files, split_sources, splits
 from hsi_jax.evaluate import metrics
-from hsi_jax.families import windows
+from hsi_jax.families import program as program_lib, windows
 from hsi_jax.train import losses, progress, step
 
 from conftest import REPO, subprocess_env
@@ -317,8 +317,8 @@ def test_step_progress_redraws_on_a_terminal_and_prints_quarters_otherwise():
     stream = Stream(tty)
     bar = progress.StepProgress(stream, min_interval=0.0)
     bar.begin("epoch 1/3", steps=8, examples_per_step=16)
-    for index in range(8):
-      bar(np.array([index, index - 1]))  # copies of the index (vmap / devices): the largest counts
+    for done in range(1, 9):
+      bar.update(done)
     bar.end()
     text = stream.getvalue()
     if tty:
@@ -329,25 +329,44 @@ def test_step_progress_redraws_on_a_terminal_and_prints_quarters_otherwise():
 
 
 @pytest.mark.parametrize("spec", ["runlocal", "runlocal,model=ssan"])
-def test_the_step_bar_costs_a_few_host_round_trips_per_round(spec):
-  """The program the run trains (run._program, two seeds vmapped) reports to the host at most
-  REPORTS_PER_ROUND + 1 times in a round of many more steps, the last report at its last step."""
+def test_a_round_costs_a_few_host_round_trips_and_no_callback(spec, monkeypatch):
+  """The program the run trains (run._program, two seeds vmapped) runs a round of many steps as
+  at most MAX_CHUNKS chunk calls, each read once by the host (the bar drawn after it, its last
+  update at the round's last step), and the chunk's program holds no host callback (the
+  persistent cache keeps no program that has one). The chunks give the round that one chunk of
+  all its steps gives."""
   config = config_util.load_config(f"{REPO / 'configs' / 'ip.py'}:{spec}")
   config.model.width, config.num_seeds = 0.125, 2
   configs = seeds.seed_configs(config)
   scene = data_io.load_config_scene(config)
   splits_ = [split_sources.split_from_config(c, labels=scene)[0] for c in configs]
   family = families.family_of(config.model.name)
-  calls = []
-  program, keys, states, _, _ = run._program(config, configs, splits_, scene, family,
-                                             family.make_mesh(config, 2), calls.append)
-  program.train_round(states, program.data, jnp.stack([seeds.round_key(k, 0) for k in keys]),
-                      1e-3)
-  jax.effects_barrier()
+  mesh = family.make_mesh(config, 2)
+  program, keys, states, _, _ = run._program(config, configs, splits_, scene, family, mesh)
+  round_keys = jnp.stack([seeds.round_key(k, 0) for k in keys])
+  assert "callback" not in program.train_chunk.lower(
+      states, program.data, round_keys, 1e-3, np.int32(0)).as_text()
+  calls, bar = [], []
+
+  def chunk(*args):
+    calls.append(int(args[-1]))
+    return program.train_chunk(*args)
+
+  states, chunked, finished = loop.train_chunks(program, chunk, states, loop.start(2), round_keys,
+                                                1e-3, 2, loop.Hooks(after_chunk=bar.append))
   steps = program.steps_per_round
-  assert steps > 4 * progress.REPORTS_PER_ROUND
-  assert 2 <= len(calls) <= progress.REPORTS_PER_ROUND + 1
-  assert max(int(np.max(np.asarray(c))) for c in calls) == steps - 1
+  assert finished and steps > 4 * program_lib.MAX_CHUNKS
+  assert 4 <= len(calls) == len(bar) <= program_lib.MAX_CHUNKS
+  assert calls == [c * program.chunk_steps for c in range(len(calls))] and bar[-1] == steps
+
+  monkeypatch.setattr(program_lib, "chunk_steps", lambda steps: steps)  # one chunk: the round
+  whole, _, whole_states, _, _ = run._program(config, configs, splits_, scene, family, mesh)
+  assert whole.chunks_per_round == 1
+  whole_states, whole_losses = loop.train_round(whole, whole_states, round_keys, 1e-3)
+  np.testing.assert_allclose(chunked.loss_sum / chunked.loss_count, whole_losses, rtol=1e-6)
+  for a, b in zip(jax.tree.leaves(states), jax.tree.leaves(whole_states)):
+    np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=1e-5,
+                               atol=1e-7)
 
 
 def test_bad_values_are_refused_before_anything_is_written(tmp_path):

@@ -5,8 +5,8 @@ A family turns (config, scene, splits) into what the run loop (hsi_jax/loop.py) 
 - pixels (SSAN and its rows): centre-pixel classification; a round is train.eval_every steps;
 - classical (KNN, SVM): scikit-learn fitted on the host; one round, the fit.
 Each family module has the same interface: `make_mesh(config, num_seeds)`, `check(config, splits,
-mesh)` (a UserError before anything is written), `make_program(config, scene, splits, mesh,
-on_step) -> Program` (families/program.py) and `WINDOWED` (whether its inputs are the split's
+mesh)` (a UserError before anything is written), `make_program(config, scene, splits,
+mesh) -> Program` (families/program.py) and `WINDOWED` (whether its inputs are the split's
 windows). The network of a model name is built by models.build_model.
 """
 

@@ -82,11 +82,10 @@ def fit_preprocessing(config, cube: np.ndarray, split) -> dict:
   return pixel_inputs.fit_minmax(cube, pixel_inputs.fit_mask(split, config.data.fit_stats))
 
 
-def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Program:
+def make_program(config, scene, splits, mesh) -> program_lib.Program:
   """K seeds' fits as a one-round program of the run loop. The state of a seed is the index of
   its chosen candidate; the fitted classifiers stay on the host (refitted, deterministically,
   when a run resumed after its fit)."""
-  del on_step
   fitted = [fit_preprocessing(config, scene.cube, split) for split in splits]
   spectra = [pixel_inputs.apply_minmax(scene.cube, f) for f in fitted]
   num_seeds = len(splits)
@@ -99,14 +98,14 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
     del keys
     return jax.device_put(dict(chosen=np.zeros(num_seeds, np.int32)), device)
 
-  def train_round(states, data, keys, learning_rate):
-    del states, keys, learning_rate
+  def train_chunk(states, data, keys, learning_rate, first):
+    del states, keys, learning_rate, first
     chosen = []
     for k, split in enumerate(splits):
       classifiers[k], index, _ = fit(config, data[k], split)
       chosen.append(index)
     return jax.device_put(dict(chosen=np.asarray(chosen, np.int32)), device), {
-        "loss": np.zeros(num_seeds)}
+        "loss_sum": np.zeros(num_seeds), "count": np.ones(num_seeds)}
 
   def classifier(states, k):
     if classifiers[k] is None:  # resumed after the fit: the chosen candidate, fitted again
@@ -125,11 +124,11 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
     return np.asarray(correct), np.asarray([len(c) for c in classes])
 
   return program_lib.Program(
-      data=spectra, init=init, train_round=train_round, val_predictions=val_predictions,
+      data=spectra, init=init, train_chunk=train_chunk, val_predictions=val_predictions,
       val_accuracy=val_accuracy,
       seed_bundle=lambda best, k: dict(preprocessing=fitted[k], classifier=classifier(best, k)),
       num_rounds=1, steps_per_round=1, seed_steps=(1,) * num_seeds, batch_size=1,
-      round_name=ROUND_NAME, compile_round=lambda *args: train_round,
+      chunk_steps=1, round_name=ROUND_NAME, compile_chunk=lambda *args: train_chunk,
       compile_note="", num_params=lambda states: None,
       run_info=lambda best, k: dict(chosen=settings[int(np.asarray(best["chosen"])[k])]))
 

@@ -74,7 +74,7 @@ def stack(trees: list[pixel_step.PixelData]) -> pixel_step.PixelData:
       val_pixels=pad([t.val_pixels for t in trees], 0))
 
 
-def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Program:
+def make_program(config, scene, splits, mesh) -> program_lib.Program:
   """K' seeds (splits: one per seed, padded to the mesh) trained as one program."""
   size, train_config = config.data.neighbourhood, config.train
   steps, batch_size = train_config.eval_every, train_config.batch_size
@@ -89,14 +89,16 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
   example = (jnp.zeros((1, scene.cube.shape[-1]), jnp.float32),
              jnp.zeros((1, size, size, config.data.pca_components), jnp.float32))
   num_seeds = len(splits)
-  round_fn = program_lib.over_seeds(
-      pixel_step.make_pixel_train_round(model, optimizer, batch_size, size, mesh, on_step),
-      num_seeds, in_axes=(0, 0, 0, 0, None))
+  chunk_steps = program_lib.chunk_steps(steps)
+  chunk_fn = program_lib.over_seeds(
+      pixel_step.make_pixel_train_chunk(model, optimizer, size, mesh, chunk_steps),
+      num_seeds, in_axes=(0, 0, 0, 0, None, None))
 
-  def train_round(states, data, keys, learning_rate):
+  def train_chunk(states, data, keys, learning_rate, first):
     orders, dropout_keys = zip(*[pixel_step.round_order(keys[k], count, steps, batch_size)
                                  for k, count in enumerate(counts)])
-    return round_fn(states, data, jnp.stack(orders), jnp.stack(dropout_keys), learning_rate)
+    return chunk_fn(states, data, jnp.stack(orders), jnp.stack(dropout_keys), learning_rate,
+                    first)
 
   predict = pixel_step.make_pixel_predict(model, size, mesh, train_config.eval_batch_size)
   val_predictions = program_lib.jit_over_seeds(
@@ -115,11 +117,11 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
 
   return program_lib.Program(
       data=data, init=program_lib.init_fn(state_lib.make_init(model, optimizer, example), mesh, num_seeds),
-      train_round=jax.jit(train_round, donate_argnums=0, out_shardings=(
+      train_chunk=jax.jit(train_chunk, donate_argnums=0, out_shardings=(
           program_lib.seed_sharding(mesh), parallel.replicated(mesh)), compiler_options=options),
       val_predictions=val_predictions, val_accuracy=val_accuracy, seed_bundle=seed_bundle,
       num_rounds=train_config.steps // steps, steps_per_round=steps,
-      seed_steps=(steps,) * num_seeds, batch_size=batch_size,
+      seed_steps=(steps,) * num_seeds, batch_size=batch_size, chunk_steps=chunk_steps,
       round_name=ROUND_NAME)
 
 

@@ -21,8 +21,12 @@ class Program:
   seed's inference bundle, tile by tile (the family's make_tile_predictor; inference.py).
 
   init(keys (K',)) -> states                      jitted; sharded over `seeds`
-  train_round(states, data, keys (K',), lr ()) -> (states, {"loss": (K',)})   jitted, donates
-  compile_round(states, data, keys, lr) -> train_round compiled for these arguments (once)
+  train_chunk(states, data, keys (K',), lr (), first ()) -> (states, {"loss_sum": (K',),
+      "count": (K',)})                            jitted, donates: steps first .. first +
+                                                  chunk_steps - 1 of the round keys draw; a round
+                                                  is chunks_per_round of them (loop.py), its loss
+                                                  sum(loss_sum) / max(sum(count), 1)
+  compile_chunk(states, data, keys, lr, first) -> train_chunk compiled for these arguments (once)
   val_predictions(states, data) -> (K', ...)      jitted; each seed's validation predictions
   val_accuracy(predictions) -> (correct (K',), counted (K',))                 host
   seed_bundle(best_states, k) -> dict             seed k's part of its inference bundle:
@@ -32,7 +36,7 @@ class Program:
   """
   data: Any
   init: Callable
-  train_round: Callable
+  train_chunk: Callable
   val_predictions: Callable
   val_accuracy: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
   seed_bundle: Callable
@@ -40,22 +44,41 @@ class Program:
   steps_per_round: int     # optimiser steps in a round (the longest seed's, when they differ)
   seed_steps: tuple        # (K',) each seed's own steps in a round (its single run's)
   batch_size: int          # examples per step and seed
+  chunk_steps: int         # steps of a chunk (chunk_steps(steps_per_round))
   round_name: str          # "epoch" (windows) or "round" (pixels: train.eval_every steps)
-  compile_round: Callable = None  # default: train_round.lower(...).compile()
+  compile_chunk: Callable = None  # default: train_chunk.lower(...).compile()
   compile_note: Optional[str] = None  # what compiling means, for the output ("" = nothing)
   num_params: Callable = None     # default: state.count_params of seed 0's state
   run_info: Callable = lambda best_states, k: {}
 
   def __post_init__(self):
-    if self.compile_round is None:
-      object.__setattr__(self, "compile_round",
-                         lambda *args: self.train_round.lower(*args).compile())
+    if self.compile_chunk is None:
+      object.__setattr__(self, "compile_chunk",
+                         lambda *args: self.train_chunk.lower(*args).compile())
     if self.num_params is None:
       object.__setattr__(self, "num_params", lambda states: state_lib.count_params(
           jax.tree.map(lambda x: x[0], states)))
     if self.compile_note is None:
       object.__setattr__(self, "compile_note", f"the training {self.round_name} "
-                         f"({self.steps_per_round} steps of {self.batch_size})")
+                         f"({self.steps_per_round} steps of {self.batch_size}, "
+                         f"{self.chunks_per_round} chunks)")
+
+  @property
+  def chunks_per_round(self) -> int:
+    return -(-self.steps_per_round // self.chunk_steps)
+
+
+MAX_CHUNKS = 8  # a round's chunks, at most: its host round trips, whatever its steps
+
+
+def chunk_steps(steps: int) -> int:
+  """The steps of a chunk for a round of `steps`: the round cut into 4 to MAX_CHUNKS chunks (fewer
+  when it has fewer steps), the count that pads the fewest steps (ties: more chunks). Between
+  chunks the host draws the progress bar and may stop the run (a signal); a chunk is a pure
+  program (no host callback inside, so the persistent compilation cache keeps it)."""
+  counts = range(min(4, steps), min(MAX_CHUNKS, steps) + 1)
+  padding = {n: -(-steps // -(-steps // n)) * -(-steps // n) - steps for n in counts}
+  return -(-steps // min(counts, key=lambda n: (padding[n], -n)))
 
 
 def make_mesh(config, num_seeds: int) -> Mesh:

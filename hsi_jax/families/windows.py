@@ -4,8 +4,9 @@ Per seed, `seed_data` builds the inputs from the scene and that seed's partition
 by p, the train windows with the labels they are trained on, their flips, the val windows); seeds
 of different partitions are stacked with the shorter ones padded (padded examples carry weight 0
 and a step of padding only changes nothing, train/step.py). `make_program` returns K seeds'
-epoch as one jitted vmap (families/program.py). Seed k computes its single run: the example order
-of an epoch depends only on (seed key, epoch), not on the padding (step.epoch_order).
+epoch as one jitted vmap, run a chunk of steps at a time (families/program.py). Seed k computes
+its single run: the example order of an epoch depends only on (seed key, epoch), not on the
+padding (step.epoch_order).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def stack(trees: list[step_lib.WindowData]) -> step_lib.WindowData:
       num_windows=np.stack([t.num_windows for t in trees]))
 
 
-def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Program:
+def make_program(config, scene, splits, mesh) -> program_lib.Program:
   """K' seeds (splits: one per seed, padded to the mesh) trained as one program."""
   patch, train_config = config.split.patch, config.train
   augment = uses_augmentation(config, splits[0])  # the same for every split (check)
@@ -101,7 +102,10 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
   optimizer = optim.make_optimizer(train_config)
   example = (jnp.zeros((1, patch, patch, scene.cube.shape[-1]), jnp.float32),)
   num_seeds = len(splits)
-  epoch = step_lib.make_train_epoch(model, optimizer, train_config, patch, mesh, augment, on_step)
+  steps = step_lib.epoch_steps(host.train_origins.shape[1], augment, train_config.batch_size)
+  chunk_steps = program_lib.chunk_steps(steps)
+  chunk = step_lib.make_train_chunk(model, optimizer, train_config, patch, mesh, augment,
+                                    chunk_steps)
   predict = step_lib.make_predict(model, patch, mesh, train_config.eval_batch_size)
   options = models.compiler_options(config.model, forms)
   val_predictions = program_lib.jit_over_seeds(
@@ -122,14 +126,12 @@ def make_program(config, scene, splits, mesh, on_step=None) -> program_lib.Progr
 
   return program_lib.Program(
       data=data, init=program_lib.init_fn(state_lib.make_init(model, optimizer, example), mesh, num_seeds),
-      train_round=program_lib.jit_over_seeds(
-          epoch, mesh, num_seeds, in_axes=(0, 0, 0, None), donate=True,
+      train_chunk=program_lib.jit_over_seeds(
+          chunk, mesh, num_seeds, in_axes=(0, 0, 0, None, None), donate=True,
           out_shardings=(program_lib.seed_sharding(mesh), parallel.replicated(mesh)),
           compiler_options=options),
       val_predictions=val_predictions, val_accuracy=val_accuracy, seed_bundle=seed_bundle,
-      num_rounds=train_config.epochs,
-      steps_per_round=step_lib.epoch_steps(host.train_origins.shape[1], augment,
-                                           train_config.batch_size),
+      num_rounds=train_config.epochs, steps_per_round=steps, chunk_steps=chunk_steps,
       seed_steps=tuple(step_lib.epoch_steps(len(s.train_windows), augment, train_config.batch_size)
                        for s in splits),
       batch_size=train_config.batch_size, round_name=ROUND_NAME)

@@ -2,8 +2,9 @@
 
 One example = one labelled pixel: its spectrum (B,) and the S x S PCA neighbourhood around it.
 Training runs in rounds of `train.eval_every` iterations (the SSAN code validates every 1,000 of
-its 10,000); a round's batches are drawn from consecutive random permutations of the training
-pixels (every batch is full, so nothing is padded) and sharded over the mesh axis `data`.
+its 10,000), each as a few chunks of steps (loop.py); a round's batches are drawn from consecutive
+random permutations of the training pixels (every batch is full, so nothing is padded) and sharded
+over the mesh axis `data`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from hsi_jax.data import patches
-from hsi_jax.train import optim, progress
+from hsi_jax.train import optim
 from hsi_jax.train.state import TrainState
 
 
@@ -66,16 +67,21 @@ def round_order(rng, count: int, steps: int, batch_size: int):
   return order.reshape(steps, batch_size), dropout_key
 
 
-def make_pixel_train_round(model, optimizer, batch_size: int, size: int, mesh: Mesh,
-                           on_step=None):
-  """train_round(state, data, order (steps, batch), dropout_key, learning_rate) -> (state,
-  {"loss": mean over the round}), pure (families/pixels.py vmaps it over seeds and jits it).
-  `on_step(index)`, when given, is called on the host after a few steps of each round
-  (progress.report_step; progress.StepProgress)."""
+def make_pixel_train_chunk(model, optimizer, size: int, mesh: Mesh, chunk_steps: int):
+  """train_chunk(state, data, order (steps, batch), dropout_key, learning_rate, first) -> (state,
+  {"loss_sum", "count"}), pure (families/pixels.py vmaps it over seeds and jits it): steps
+  first .. first + chunk_steps - 1 (first: () int32, traced) of the round whose batches `order`
+  holds. Steps past the round's last are padding and leave the state as it was. The round's loss
+  is the sum of its chunks' loss_sum (the steps' mean losses) over the sum of their count (steps)."""
   batch_sharding = NamedSharding(mesh, P("data"))
   train_step = make_pixel_train_step(model, optimizer)
 
-  def train_round(state: TrainState, data: PixelData, order, dropout_key, learning_rate):
+  def train_chunk(state: TrainState, data: PixelData, order, dropout_key, learning_rate, first):
+    steps = order.shape[0]
+    order = jnp.concatenate([order, jnp.zeros((-steps % chunk_steps,) + order.shape[1:],
+                                              order.dtype)])
+    index = first + jnp.arange(chunk_steps)
+
     def step(state, inputs):
       index, examples = inputs
       pixels = data.train_pixels[examples]
@@ -83,17 +89,21 @@ def make_pixel_train_round(model, optimizer, batch_size: int, size: int, mesh: M
       classes = data.train_classes[examples]
       spectrum, patch, classes = jax.lax.with_sharding_constraint((spectrum, patch, classes),
                                                                    batch_sharding)
-      state, loss = train_step(state, spectrum, patch, classes,
-                               jax.random.fold_in(dropout_key, index))
-      if on_step is not None:
-        progress.report_step(on_step, index, order.shape[0])
-      return state, loss
+      new_state, loss = train_step(state, spectrum, patch, classes,
+                                   jax.random.fold_in(dropout_key, index))
+      if steps % chunk_steps == 0:  # no padding step (static)
+        return new_state, loss
+      real = index < steps
+      return jax.tree.map(lambda new, old: jnp.where(real, new, old), new_state, state), \
+          jnp.where(real, loss, 0.0)
 
     state = state.replace(opt_state=optim.set_learning_rate(state.opt_state, learning_rate))
-    state, losses = jax.lax.scan(step, state, (jnp.arange(order.shape[0]), order))
-    return state, {"loss": jnp.mean(losses)}
+    state, losses = jax.lax.scan(
+        step, state, (index, jax.lax.dynamic_slice_in_dim(order, first, chunk_steps)))
+    return state, {"loss_sum": jnp.sum(losses),
+                   "count": jnp.sum(index < steps).astype(jnp.float32)}
 
-  return train_round
+  return train_chunk
 
 
 def make_pixel_logits(model, size: int, mesh: Mesh, chunk: int):

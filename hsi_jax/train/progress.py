@@ -1,11 +1,9 @@
 """What a run tells its user while it goes: a progress bar within each round (an epoch for
 DA-IMRN), curves.png between.
 
-`StepProgress` is called from inside the jitted round (`report_step`: a `jax.debug.callback`
-at REPORTS_PER_ROUND evenly spaced steps of the round and its last, never at every step, since
-each call is a device -> host round trip: a stall per step on an accelerator; under vmap or
-sharding it may receive several copies of the step index: it keeps the largest). On a terminal it
-redraws one line (steps, patches/s, ETA); when the output is a file or a pipe it prints a plain
+`StepProgress` is updated by the run loop after each chunk of a round (loop.py: a few per round,
+families/program.py's MAX_CHUNKS at most, never a callback from inside the program). On a terminal
+it redraws one line (steps, patches/s, ETA); when the output is a file or a pipe it prints a plain
 line at each quarter of the round instead.
 """
 
@@ -16,23 +14,9 @@ import pathlib
 import sys
 import time
 
-import jax
-import numpy as np
-
 from hsi_jax import fileutil
 from hsi_jax import plots
 from hsi_jax.train import optim
-
-
-REPORTS_PER_ROUND = 8  # the bar's host round trips in a round (an epoch), whatever its steps
-
-
-def report_step(on_step, index, steps: int) -> None:
-  """Inside a round's scan: on_step(index) on the host when step `index` (traced, the same for
-  every seed) ends a REPORTS_PER_ROUND-th of the round's `steps` (static) or is its last."""
-  every = -(-steps // REPORTS_PER_ROUND)
-  due = ((index + 1) % every == 0) | (index == steps - 1)
-  jax.lax.cond(due, lambda i: jax.debug.callback(on_step, i), lambda i: None, index)
 
 
 class StepProgress:
@@ -55,9 +39,8 @@ class StepProgress:
     self._start = self._last_draw = time.perf_counter()
     self._done, self._next_quarter = 0, 1
 
-  def __call__(self, step) -> None:
-    """The callback: `step` is the 0-based index of the step just taken (an array)."""
-    done = int(np.max(np.asarray(step))) + 1
+  def update(self, done: int) -> None:
+    """The round's first `done` steps are done."""
     if done <= self._done:
       return
     self._done = done

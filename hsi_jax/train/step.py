@@ -1,12 +1,12 @@
 """Pure epoch and evaluation functions of the windows family (DA-IMRN) over data resident on the device.
 
-`train_epoch(state, data, rng, learning_rate) -> (state, metrics)` is one whole epoch (one
-compiled program once families/windows.py has vmapped and jitted it): the example order comes from
-`rng` (folded from (seed, epoch) by the caller), windows are gathered
-from the resident scene, every batch is sharded over the mesh axis `data`, and the steps run under
-`lax.scan`. Each kept window is an example, plus its flipped copy when augmenting (the code's 2x
-training set). A last batch that does not fill up is padded with examples whose loss weight is 0
-(nothing is dropped).
+`train_chunk(state, data, rng, learning_rate, first) -> (state, sums)` is a chunk of an epoch's
+steps (one compiled program once families/windows.py has vmapped and jitted it; the run loop calls
+it a few times per epoch, loop.py): the example order comes from `rng` (folded from (seed, epoch)
+by the caller), windows are gathered from the resident scene, every batch is sharded over the mesh
+axis `data`, and the steps run under `lax.scan`. Each kept window is an example, plus its flipped
+copy when augmenting (the code's 2x training set). A last batch that does not fill up is padded
+with examples whose loss weight is 0 (nothing is dropped).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from hsi_jax.data import patches
-from hsi_jax.train import losses, optim, progress
+from hsi_jax.train import losses, optim
 from hsi_jax.train.state import TrainState
 
 LOSS_REDUCTIONS = ("all_pixels", "labelled")
@@ -97,28 +97,35 @@ def epoch_steps(num_windows: int, augment: bool, batch_size: int) -> int:
   return math.ceil((2 if augment else 1) * num_windows / batch_size)
 
 
-def make_train_epoch(model, optimizer, train_config, patch: int, mesh: Mesh, augment: bool,
-                     on_step=None):
-  """train_epoch(state, data, rng, learning_rate) -> (state, {"loss"}), pure (families/windows.py
-  vmaps it over seeds and jits it). A batch that does not divide over the mesh axis `data` is
-  padded with weight-0 copies. `on_step(index)`, when given, is called on the host after a few
-  steps of each epoch (progress.report_step; progress.StepProgress)."""
+def make_train_chunk(model, optimizer, train_config, patch: int, mesh: Mesh, augment: bool,
+                     chunk_steps: int):
+  """train_chunk(state, data, rng, learning_rate, first) -> (state, {"loss_sum", "count"}), pure
+  (families/windows.py vmaps it over seeds and jits it): steps first .. first + chunk_steps - 1
+  (first: () int32, traced) of the epoch whose example order `rng` draws. An epoch is
+  ceil(steps / chunk_steps) chunks run one after another (loop.py); steps past the epoch's last
+  are padding (weight 0: the state is left as it was). The epoch's loss is the sum of its chunks'
+  loss_sum over the sum of their count (labelled or all pixels, train.loss_reduction). A batch
+  that does not divide over the mesh axis `data` is padded with weight-0 copies."""
   batch_size = train_config.batch_size
   batch_sharding = NamedSharding(mesh, P("data"))
   device_batch = batch_size + (-batch_size % mesh.shape["data"])
   copies = 2 if augment else 1
   train_step = make_train_step(model, optimizer, train_config)
 
-  def train_epoch(state: TrainState, data: WindowData, rng, learning_rate):
+  def train_chunk(state: TrainState, data: WindowData, rng, learning_rate, first):
     num_windows = data.num_windows
     num_examples = copies * num_windows
     steps = epoch_steps(data.train_origins.shape[0], augment, batch_size)
-    order = epoch_order(rng, num_examples, steps * batch_size).reshape(steps, batch_size)
+    padded_steps = -(-steps // chunk_steps) * chunk_steps  # the chunks' whole length
+    # The valid examples' order does not depend on the length (epoch_order): padding comes last.
+    order = epoch_order(rng, num_examples, padded_steps * batch_size).reshape(padded_steps,
+                                                                               batch_size)
+    order = jax.lax.dynamic_slice_in_dim(order, first, chunk_steps)
     order = jnp.concatenate([order, order[:, :device_batch - batch_size]], axis=1)
     weights = ((order < num_examples) & (jnp.arange(device_batch) < batch_size)).astype(jnp.float32)
 
     def step(state: TrainState, batch):
-      index, example, weight = batch
+      example, weight = batch
       example = jnp.where(example < num_examples, example, 0)
       window = example % num_windows
       flip_code = jnp.where(example >= num_windows, data.train_flips[window], -1)
@@ -126,18 +133,14 @@ def make_train_epoch(model, optimizer, train_config, patch: int, mesh: Mesh, aug
       x = patches.flip(patches.gather(data.cube, origins, patch), flip_code)
       y = patches.flip(data.train_labels[window], flip_code)
       x, y, weight = jax.lax.with_sharding_constraint((x, y, weight), batch_sharding)
-      state, sums = train_step(state, x, y, weight)
-      if on_step is not None:
-        progress.report_step(on_step, index, steps)
-      return state, sums
+      return train_step(state, x, y, weight)
 
     state = state.replace(opt_state=optim.set_learning_rate(state.opt_state, learning_rate))
-    state, (loss_sums, labelled, pixels) = jax.lax.scan(step, state,
-                                                        (jnp.arange(steps), order, weights))
-    denominator = loss_denominator(train_config, jnp.sum(labelled), jnp.sum(pixels))
-    return state, {"loss": jnp.sum(loss_sums) / denominator}
+    state, (loss_sums, labelled, pixels) = jax.lax.scan(step, state, (order, weights))
+    count = jnp.sum(labelled if train_config.loss_reduction == "labelled" else pixels)
+    return state, {"loss_sum": jnp.sum(loss_sums), "count": count}
 
-  return train_epoch
+  return train_chunk
 
 
 def make_logits(model, patch: int, mesh: Mesh, chunk: int):
