@@ -11,9 +11,13 @@ garbled file) is set aside in checkpoints/damaged/ with a warning, and the one b
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import pathlib
 import shutil
+import sys
+import tempfile
 import time
 from typing import Callable, Optional
 
@@ -43,16 +47,19 @@ class Checkpoints:
     return self._manager.latest_step()
 
   def save(self, step: int, tree) -> None:
-    try:
-      self._manager.save(step, args=ocp.args.StandardSave(tree), force=True)
-      self._manager.wait_until_finished()
-    except Exception as error:  # noqa: BLE001  (only a filesystem error is turned into a line)
-      os_error = errors.os_error_in(error)
-      if os_error is None:
-        raise
-      self._remove_partial(step)
-      needed = sum(int(np.asarray(x).nbytes) for x in jax.tree.leaves(tree))
-      raise errors.FilesystemError(errors.filesystem_message(os_error, self.directory, needed)) from error
+    with _stderr_held() as held:  # orbax's threads print tracebacks of a failed write
+      try:
+        self._manager.save(step, args=ocp.args.StandardSave(tree), force=True)
+        self._manager.wait_until_finished()
+      except Exception as error:  # noqa: BLE001  (only a filesystem error is turned into a line)
+        os_error = errors.os_error_in(error)
+        if os_error is None:
+          raise
+        self._remove_partial(step)
+        held.drop()  # the one line below says it
+        needed = sum(int(np.asarray(x).nbytes) for x in jax.tree.leaves(tree))
+        raise errors.FilesystemError(errors.filesystem_message(os_error, self.directory,
+                                                               needed)) from error
 
   def _remove_partial(self, step: int) -> None:
     """A failed save's directories (orbax's temporary one, or the step's, if it got as far)."""
@@ -101,3 +108,33 @@ class Checkpoints:
 
   def close(self) -> None:
     self._manager.close()
+
+
+class _Held:
+  def __init__(self):
+    self.keep = True
+
+  def drop(self):
+    self.keep = False
+
+
+@contextlib.contextmanager
+def _stderr_held():
+  """What is written to file descriptor 2 inside (by Python, orbax's threads or TensorStore) is
+  held in a temporary file and written out at the end, unless dropped (yields a _Held)."""
+  held = _Held()
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as capture:
+    os.dup2(capture.fileno(), 2)
+    try:
+      yield held
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      if held.keep:
+        capture.seek(0)
+        text = capture.read()
+        if text:
+          os.write(2, text)

@@ -18,6 +18,7 @@ import difflib
 import os
 import sys
 import traceback
+import warnings
 
 from absl import app
 from absl import flags
@@ -154,6 +155,10 @@ def run_main(main) -> None:
 
   def guarded(argv):
     logging.set_verbosity(logging.WARNING)  # absl's INFO lines (backends tried, orbax saves)
+    # A write that failed inside orbax leaves coroutines that Python reports at exit; the error
+    # itself is said in one line.
+    warnings.filterwarnings("ignore", message="coroutine .* was never awaited",
+                            category=RuntimeWarning)
     try:
       with preemption.handle_signals():
         return main(argv)

@@ -206,9 +206,10 @@ def _train(config, configs, splits, scene, workdir, run_dirs, family, mesh):
     return (int(loop.round) * program.steps_per_round
             + int(loop.chunk) * program.chunk_steps)
 
-  def save(loop, states, best):
-    checkpoints.save(position(loop), {"states": real_seeds(states), "best": real_seeds(best),
-                                      "loop": loop})
+  def save(loop, states, best):  # once per position (a stop may come right after a save)
+    if checkpoints.latest_step() != position(loop):
+      checkpoints.save(position(loop), {"states": real_seeds(states), "best": real_seeds(best),
+                                        "loop": loop})
 
   start, hits = time.perf_counter(), compile_cache.hits()
   if program.compile_note:
@@ -267,8 +268,7 @@ def _train(config, configs, splits, scene, workdir, run_dirs, family, mesh):
     states, best_states, loop = loop_lib.train(program, train_chunk, states, best_states, loop,
                                                keys, learning_rate, train_config.patience,
                                                num_real, hooks)
-    if checkpoints.latest_step() != position(loop):  # a rerun after a kill goes to the maps
-      save(loop, states, best_states)
+    save(loop, states, best_states)  # the end of training: a rerun after a kill goes to the maps
   checkpoints.close()
   for seed_curves in curves:
     seed_curves.update(force=True)

@@ -23,8 +23,8 @@ from hsi_jax.data import split_files
 
 from conftest import REPO, subprocess_env, write_custom_scene
 
-TINY = [f"--config={REPO / 'configs' / 'ip.py'}:runlocal", "--config.model.width=0.125",
-        "--config.train.epochs=3", "--config.train.checkpoint_every=1"]
+TINY = [f"--config={REPO / 'configs' / 'ip.py'}:runlocal", "--config.train.epochs=3",
+        "--config.train.checkpoint_every=1"]  # ~15 s an epoch here: a signal lands within one
 
 
 def launch(workdir, *args, preexec_fn=None):
@@ -56,7 +56,7 @@ def metrics(workdir) -> list[dict]:
 
 @pytest.mark.slow
 def test_signals_a_second_launch_and_a_damaged_checkpoint_end_as_an_uninterrupted_run(tmp_path):
-  """One run of the tiny DA-IMRN through the launcher: a second launch into its work directory is
+  """One run of the quick DA-IMRN through the launcher: a second launch into its work directory is
   refused while it runs (one line naming it, exit 2); SIGTERM within epoch 2 stops it there with
   a checkpoint (exit 143, one line); the rerun resumes at that step, and SIGINT within epoch 3
   stops it again (exit 130); its latest checkpoint is then garbled, and the last rerun sets it
@@ -66,7 +66,7 @@ def test_signals_a_second_launch_and_a_damaged_checkpoint_end_as_an_uninterrupte
   assert launch(reference).wait(timeout=1200) == 0
   workdir = tmp_path / "run"
   first, lines = launch(workdir), []
-  wait_for_line(first, r"^epoch 2/3 \[.*\] \d+/112 steps", lines)
+  wait_for_line(first, r"^epoch 1/3 \[.*\] \d+/112 steps", lines)
   second = subprocess.run([sys.executable, "launch/train.py", *TINY, f"--workdir={workdir}"],
                           cwd=REPO, capture_output=True, text=True, env=subprocess_env())
   assert second.returncode == 2 and second.stdout == ""
@@ -74,6 +74,7 @@ def test_signals_a_second_launch_and_a_damaged_checkpoint_end_as_an_uninterrupte
                       rf"{first.pid} on \S+ since [\d-]+ [\d:]+ UTC; lock \S+\.lock\); wait for "
                       r"it to end, or stop it: a run that has died releases the lock by "
                       r"itself\.\n", second.stderr), second.stderr
+  wait_for_line(first, r"^epoch 2/3 \[.*\] \d+/112 steps", lines)
   first.send_signal(signal.SIGTERM)
   output = "\n".join(lines) + "\n" + finish(first)
   assert first.returncode == 143, output[-3000:]
@@ -216,11 +217,11 @@ def _no_file_over(limit):
 
 @pytest.mark.slow
 def test_a_checkpoint_that_cannot_be_written_is_one_line_and_leaves_nothing_partial(tmp_path):
-  """No file over 1 MB may be written (RLIMIT_FSIZE: each write past it fails, as on a full
+  """No file over 256 KB may be written (RLIMIT_FSIZE: each write past it fails, as on a full
   disk): the split's files fit, the first checkpoint does not. One line saying where and how much
   it needed, exit 2, no temporary checkpoint left; without the limit the same command trains."""
   workdir = tmp_path / "run"
-  process = launch(workdir, *TINY, preexec_fn=_no_file_over(1 << 20))
+  process = launch(workdir, *TINY, preexec_fn=_no_file_over(1 << 18))
   output = finish(process)
   assert process.returncode == 2, output[-3000:]
   last = output.strip().splitlines()[-1]
