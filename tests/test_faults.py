@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from hsi_jax import checkpoint, errors, loop
+from hsi_jax import checkpoint, errors, loop, run
 from hsi_jax.data import split_files
 
 from conftest import REPO, subprocess_env, write_custom_scene
@@ -315,3 +315,24 @@ def test_a_full_disk_is_said_with_the_room_needed_and_left(tmp_path):
     raise RuntimeError("save failed") from wrapped
   except RuntimeError as chained:
     assert errors.os_error_in(chained).errno == 28
+
+
+def test_a_checkpoint_from_before_chunks_resumes(tmp_path):
+  """A checkpoint an earlier version wrote (its loop state without the chunk fields, saved after
+  round 4) restores through run's adapter as that loop at the start of round 5."""
+  old_loop = {"round": np.asarray(5, np.int64), "best_val": np.asarray([0.5, 0.7]),
+              "best_round": np.asarray([3, 4], np.int64), "stopped": np.asarray([False, True]),
+              "rounds_run": np.asarray([5, 5], np.int64), "train_seconds": np.asarray(12.5)}
+  checkpoint.Checkpoints(tmp_path).save(4, {"states": {"w": jnp.ones(3)},
+                                            "best": {"w": jnp.ones(3)}, "loop": old_loop})
+  target = {"states": {"w": jnp.zeros(3)}, "best": {"w": jnp.zeros(3)}, "loop": loop.start(2)}
+  restored = checkpoint.Checkpoints(tmp_path).restore(target, adapt=run._loop_before_chunks)
+  resumed = restored["loop"]
+  assert isinstance(resumed, loop.LoopState) and int(resumed.round) == 5
+  assert int(resumed.chunk) == 0 and resumed.loss_sum.tolist() == [0.0, 0.0]
+  assert resumed.best_val.tolist() == [0.5, 0.7] and resumed.stopped.tolist() == [False, True]
+  assert float(resumed.train_seconds) == 12.5 and float(restored["best"]["w"][0]) == 1.0
+  # A checkpoint of this version is restored as it is (the adapter says so: None).
+  checkpoint.Checkpoints(tmp_path / "new").save(7, target)
+  again = checkpoint.Checkpoints(tmp_path / "new").restore(target, adapt=run._loop_before_chunks)
+  assert isinstance(again["loop"], loop.LoopState) and int(again["loop"].round) == 0
