@@ -44,8 +44,9 @@ def claim(workdir: pathlib.Path):
   workdir/.lock (released by the OS when the process ends, however it ends: a crashed run never
   blocks the next), and removes the temporaries of atomic writes a killed run left. A second run
   is refused with the holder's host, pid and start time. Creating the directory and the lock is
-  also the check that it can be written, before the scene is loaded. A directory this call
-  created and that holds nothing else when the block ends (a run refused) is removed again.
+  also the check that it can be written, before the scene is loaded. A run refused (a UserError
+  from the block) leaves the directory as it found it: a lock file this call made is removed,
+  and so is a directory it made that holds nothing else.
   Only process 0 locks (a lock over a shared filesystem is not reliable across hosts)."""
   if workdir.exists() and not workdir.is_dir():
     raise WorkdirError(f"--workdir={workdir} is a file, not a directory; give a directory "
@@ -55,6 +56,7 @@ def claim(workdir: pathlib.Path):
     return
   created = not workdir.exists()
   lock_path = workdir / ".lock"
+  new_lock = not lock_path.exists()
   try:
     workdir.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -74,11 +76,17 @@ def claim(workdir: pathlib.Path):
               0)
     for directory in [workdir, *sorted(p for p in workdir.iterdir() if p.is_dir())]:
       fileutil.remove_stale_temporaries(directory)
-    yield
+    try:
+      yield
+    except errors.UserError:  # refused: the directory is left as it was found
+      if new_lock:
+        lock_path.unlink()
+      raise
   finally:
     os.close(descriptor)
-    if created and [p.name for p in workdir.iterdir()] == [".lock"]:
+    if created and lock_path.exists() and [p.name for p in workdir.iterdir()] == [".lock"]:
       lock_path.unlink()
+    if created and not any(workdir.iterdir()):
       workdir.rmdir()
 
 
