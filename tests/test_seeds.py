@@ -106,15 +106,18 @@ def test_vmapped_epoch_equals_separate_epochs(indian_pines):
   model = models.build_model(config.model, 16)
   optimizer = optim.make_optimizer(config.train)
   init = state_lib.make_init(model, optimizer, (jnp.zeros((1, 4, 4, 200)),))
-  epoch = step_lib.make_train_epoch(model, optimizer, config.train, 4, mesh, True)
+  steps = step_lib.epoch_steps(43, True, config.train.batch_size)  # one chunk: the whole epoch
+  epoch = step_lib.make_train_chunk(model, optimizer, config.train, 4, mesh, True, steps)
   keys = [jax.random.key(1), jax.random.key(2)]
   states = [jax.jit(init)(jax.random.key(k)) for k in (3, 4)]
-  lr = optim.round_learning_rate(config.train, 0)
-  together, metrics = jax.jit(jax.vmap(epoch, in_axes=(0, 0, 0, None)))(
-      jax.tree.map(lambda *x: jnp.stack(x), *states), windows.stack(datas), jnp.stack(keys), lr)
+  lr, first = optim.round_learning_rate(config.train, 0), np.int32(0)
+  together, sums = jax.jit(jax.vmap(epoch, in_axes=(0, 0, 0, None, None)))(
+      jax.tree.map(lambda *x: jnp.stack(x), *states), windows.stack(datas), jnp.stack(keys), lr,
+      first)
   for k in range(2):
-    alone, alone_metrics = jax.jit(epoch)(states[k], datas[k], keys[k], lr)
-    np.testing.assert_allclose(metrics["loss"][k], alone_metrics["loss"], rtol=1e-6)
+    alone, alone_sums = jax.jit(epoch)(states[k], datas[k], keys[k], lr, first)
+    np.testing.assert_allclose(sums["loss_sum"][k] / sums["count"][k],
+                               alone_sums["loss_sum"] / alone_sums["count"], rtol=1e-6)
     assert int(together.step[k]) == int(alone.step) == (5 if k == 0 else 6)  # 80 / 86 examples
     for a, b in zip(jax.tree.leaves((alone.params, alone.batch_stats)),
                     jax.tree.leaves(jax.tree.map(lambda x: x[k],

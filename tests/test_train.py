@@ -150,17 +150,17 @@ def test_finished_or_foreign_workdir_is_refused(runlocal_run, tmp_path):
   with pytest.raises(workdir_lib.WorkdirError, match="finished run"):
     run.run(config_util.load_config(RUNLOCAL), workdir)
   config = config_util.load_config(RUNLOCAL)
-  workdir_lib.prepare(config, tmp_path)
+  workdir_lib.prepare(config, tmp_path, inputs={})
   config.train.learning_rate = 0.5
   with pytest.raises(workdir_lib.WorkdirError, match="different config.*train"):
-    workdir_lib.prepare(config, tmp_path)
+    workdir_lib.prepare(config, tmp_path, inputs={})
 
 
 def test_where_compiled_programs_live_is_no_part_of_the_experiment(tmp_path):
   """A resumed run may move or turn off the compilation cache, and a work directory of a run
   from before the leaf existed (its config.json without it) is the same config."""
   config = config_util.load_config(RUNLOCAL)
-  workdir_lib.prepare(config, tmp_path)
+  workdir_lib.prepare(config, tmp_path, inputs={})
   config.compile_cache = "off"
   assert workdir_lib.check_same_config(config, tmp_path)
   saved = json.loads((tmp_path / "config.json").read_text())
