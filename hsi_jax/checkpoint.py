@@ -131,10 +131,14 @@ def _stderr_held():
       yield held
     finally:
       sys.stderr.flush()
-      os.dup2(saved, 2)
-      os.close(saved)
       if held.keep:
+        os.dup2(saved, 2)
+        os.close(saved)
         capture.seek(0)
         text = capture.read()
         if text:
           os.write(2, text)
+      else:  # orbax's threads may still write: descriptor 2 stays on the capture; the process's
+        # own lines (the error's one line) go to the real stderr through a new sys.stderr
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+        sys.stderr = os.fdopen(saved, "w", buffering=1)
