@@ -108,6 +108,8 @@ def ssan_sections(config, *, model: str, runlocal: bool) -> None:
   ))
   config.data.neighbourhood = 27    # PCA patch side (zero padding at the border)
   config.data.pca_components = 4
+  config.data.patch_bands = "pca"   # the patches' channels: principal components (data/pixel_inputs)
+  config.data.patch_scaling = "minmax"  # each component to [0, 1]
   config.data.fit_stats = "train"   # min-max / PCA on training pixels; "scene" = the code (leaks)
   config.train = ml_collections.ConfigDict(dict(
       optimizer="adam", learning_rate=5e-3, batch_size=128,
@@ -123,16 +125,83 @@ def ssan_sections(config, *, model: str, runlocal: bool) -> None:
     config.train.update(steps=600, eval_every=100, patience=6)
 
 
+# The zoo (docs/models.md): each network's official recipe, section by section (docs/decisions.md,
+# "SSRN", "HybridSN", "DBDA", "3-D CNN" for where each value comes from), and what `runlocal`
+# shrinks (widths and epochs, to check the whole run on a CPU in minutes).
+ZOO = {
+    "ssrn": dict(  # zilongzhong/SSRN (Keras 2.0): build_resnet_8, RMSprop, 200 epochs
+        model=dict(filters=24, band_features=128, spectral_kernel=7, spectral_stride=2,
+                   spatial_kernel=3,
+                   spectral_blocks=1, spatial_blocks=1,  # the code's; the paper's figure: 2 and 2
+                   dropout_rate=0.5, bn_momentum=0.99, bn_epsilon=1e-3),
+        data=dict(neighbourhood=7, patch_bands="all", patch_scaling="standard"),
+        train=dict(optimizer="rmsprop", learning_rate=3e-4, rho=0.9, eps=1e-8, batch_size=16,
+                   epochs=200, patience=200,  # the code's EarlyStopping(patience=200): never
+                   kernel_l2=1e-4),           # l2(1e-4) on every convolution kernel
+        runlocal=dict(model=dict(filters=8, band_features=32), train=dict(epochs=2, patience=2))),
+    "hybridsn": dict(  # gokriznastic/HybridSN notebook (Keras): Adam with decay, 100 epochs
+        model=dict(conv3d_features=(8, 16, 32), conv3d_kernels=((3, 3, 7), (3, 3, 5), (3, 3, 3)),
+                   conv2d_features=64, conv2d_kernel=3, dense_units=(256, 128), dropout_rate=0.4),
+        data=dict(neighbourhood=25, pca_components=30, patch_bands="pca",
+                  patch_scaling="standard"),  # PCA(whiten=True)
+        train=dict(optimizer="adam", learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-7,
+                   step_decay=1e-6, batch_size=256, epochs=100,
+                   patience=100),  # no early stopping in the notebook
+        runlocal=dict(model=dict(conv3d_features=(4, 8, 16), conv2d_features=16,
+                                 dense_units=(64, 32)),
+                      data=dict(neighbourhood=11, pca_components=15),
+                      train=dict(epochs=4, patience=4))),
+    "dbda": dict(  # lironui/Double-Branch-Dual-Attention (PyTorch): Adam, cosine, 200 epochs
+        model=dict(first_features=24, growth=12, dense_layers=3, spectral_kernel=7,
+                   spectral_stride=2, spatial_kernel=3, dropout_rate=0.5,
+                   bn_momentum=0.9, bn_epsilon=1e-3),  # PyTorch's momentum 0.1 in Flax's terms
+        data=dict(neighbourhood=9, patch_bands="all", patch_scaling="standard"),
+        train=dict(optimizer="adam", learning_rate=5e-4, b1=0.9, b2=0.999, eps=1e-8,
+                   batch_size=16, epochs=200,
+                   patience=20,        # the code's early_num (on validation loss there)
+                   cosine_period=15),  # CosineAnnealingLR(T_max=15), stepped with the epoch
+        runlocal=dict(model=dict(first_features=8, growth=4), train=dict(epochs=2, patience=2))),
+    "cnn3d": dict(  # nshaud/DeepHyperX HamidaEtAl: SGD, 100 epochs
+        model=dict(),
+        data=dict(neighbourhood=5, patch_bands="all", patch_scaling="cube_minmax"),
+        train=dict(optimizer="sgd", learning_rate=0.01, weight_decay=5e-4, batch_size=100,
+                   epochs=100, patience=100),  # its ReduceLROnPlateau: not here (decisions.md)
+        runlocal=dict(train=dict(epochs=3, patience=3))),
+}
+
+
+def zoo_sections(config, *, model: str, runlocal: bool) -> None:
+  """Adds `model`, `train` and the input settings of a network of the zoo (ZOO[model]): its
+  official code's architecture, inputs and training recipe; best state on the validation pixels
+  every epoch, as for every model here. `runlocal` shrinks it (ZOO[model]["runlocal"])."""
+  recipe = ZOO[model]
+  config.model = ml_collections.ConfigDict(dict(name=model, **recipe["model"], fast_conv=True))
+  # pca_components 0: patches of every band (data.patch_bands="all") read no PCA
+  config.data.update(dict(dict(pca_components=0, fit_stats="train"), **recipe["data"]))
+  config.train = ml_collections.ConfigDict(dict(
+      **recipe["train"],
+      eval_batch_size=256,
+      checkpoint_every=1,  # epochs between `latest` checkpoints (resume points)
+  ))
+  if runlocal:
+    for section, values in recipe["runlocal"].items():
+      config[section].update(values)
+
+
 def model_sections(config, *, model: str, runlocal: bool, **da_imrn_settings) -> None:
-  """The sections of the `model=` option: DA-IMRN (da_imrn_sections) or a pixel classifier
-  (ssan_sections). Under the `pixels` protocol a pixel classifier's split windows are its
-  neighbourhood patches, so the leakage audit measures what its inputs really read."""
+  """The sections of the `model=` option: DA-IMRN (da_imrn_sections), a network of the zoo
+  (zoo_sections) or SSAN, its rows, KNN and SVM (ssan_sections). Under the `pixels` protocol a
+  pixel classifier's split windows are its neighbourhood patches, so the leakage audit measures
+  what its inputs really read."""
   if model not in families.NAMES:
     raise config_util.ConfigError(f"Unknown model {model!r}; valid: {', '.join(families.NAMES)}.")
   if families.family_of(model) is families.windows:
     da_imrn_sections(config, runlocal=runlocal, **da_imrn_settings)
     return
-  ssan_sections(config, model=model, runlocal=runlocal)
+  if model in ZOO:
+    zoo_sections(config, model=model, runlocal=runlocal)
+  else:
+    ssan_sections(config, model=model, runlocal=runlocal)
   if config.split.protocol == "pixels":
     config.split.patch = config.data.neighbourhood
 

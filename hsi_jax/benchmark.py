@@ -29,6 +29,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from hsi_jax import (bundle as bundle_lib, families, inference, loop as loop_lib, models,
                      parallel, predict as predict_lib, seeds)
 from hsi_jax.data import io, patches, rasters, split_sources
+from hsi_jax.families import pixels
 from hsi_jax.models import da_imrn
 from hsi_jax.train import optim, pixel_step, state as state_lib, step as step_lib
 
@@ -101,8 +102,8 @@ def _window_inputs(config, scene, batch, rng):
 
 
 def _pixel_inputs(config, scene, batch, rng):
-  """SSAN family: spectra (N, B), S x S x K PCA patches, class indices, a dropout key."""
-  size, components = config.data.neighbourhood, config.data.pca_components
+  """Pixels family: spectra (N, B), S x S x K patches, class indices, a dropout key."""
+  size, components = config.data.neighbourhood, pixels.patch_channels(config, scene.num_bands)
   spectrum = jnp.asarray(rng.uniform(0, 1, (batch, scene.num_bands)), jnp.float32)
   patch = jnp.asarray(rng.uniform(0, 1, (batch, size, size, components)), jnp.float32)
   classes = jnp.asarray(rng.integers(0, scene.num_classes, (batch,)), jnp.int32)
@@ -132,7 +133,8 @@ def _step_setup(config) -> _StepSetup:
   if families.family_of(name) is families.windows:
     make_inputs, train_step = _window_inputs, step_lib.make_train_step(model, optimizer, config.train)
   else:
-    make_inputs, train_step = _pixel_inputs, pixel_step.make_pixel_train_step(model, optimizer)
+    make_inputs, train_step = _pixel_inputs, pixel_step.make_pixel_train_step(
+        model, optimizer, config.train.get("kernel_l2", 0.0))
   inputs, targets = make_inputs(config, scene, config.train.batch_size, np.random.default_rng(0))
   state = state_lib.init_state(model, optimizer, jax.random.key(0),
                                tuple(x[:1] for x in inputs))

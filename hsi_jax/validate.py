@@ -11,7 +11,7 @@ import pathlib
 
 import jax
 
-from hsi_jax import families, seeds
+from hsi_jax import families, models, seeds
 from hsi_jax.config_util import ConfigError
 from hsi_jax.data import pixel_inputs, scenes, split_sources, splits
 from hsi_jax.families import windows
@@ -23,6 +23,13 @@ def _leaf(config, path: str):
   for part in path.split("."):
     node = node[part]
   return node
+
+
+def _flat(value):
+  """The scalars of a nested tuple (a scalar: itself)."""
+  if isinstance(value, (list, tuple)):
+    return [x for v in value for x in _flat(v)]
+  return [value]
 
 
 def validate(config) -> None:
@@ -149,10 +156,18 @@ def validate(config) -> None:
   family = families.family_of(config.model.name)
   if family is not families.classical:
     check("train.optimizer", *one_of(optim.OPTIMIZERS))
-    if has("train.optimizer") and config.train.optimizer != "sgd":  # the moment-based ones
+    if has("train.optimizer") and config.train.optimizer == "rmsprop":
+      check("train.rho", lambda v: real(v) and 0 <= v < 1, "a decay rate in [0, 1)")
+      check("train.eps", *positive)
+    elif has("train.optimizer") and config.train.optimizer != "sgd":  # the moment-based ones
       for leaf in ("b1", "b2"):
         check(f"train.{leaf}", lambda v: real(v) and 0 <= v < 1, "a decay rate in [0, 1)")
       check("train.eps", *positive)
+    for leaf in ("weight_decay", "step_decay", "kernel_l2"):  # optional leaves
+      if has(f"train.{leaf}"):
+        check(f"train.{leaf}", *non_negative)
+    if has("train.cosine_period"):
+      check("train.cosine_period", *integer(1))
     if has("train.optimizer") and config.train.optimizer == "keras_nadam":
       check("train.schedule_decay", *non_negative)
     check("train.learning_rate", *positive)
@@ -194,7 +209,18 @@ def validate(config) -> None:
     check("model.neighbours", *counts)
     check("model.svm_c", lambda v: len(v) > 0 and all(positive[0](x) for x in v),
           "a non-empty list of numbers > 0")
-  if family is families.pixels:
+  if family is families.pixels and config.model.name in models.ZOO:
+    for leaf in config.model:  # widths, kernels, strides, block counts: integers >= 1
+      if leaf in ("dropout_rate", "bn_momentum"):
+        check(f"model.{leaf}", lambda v: real(v) and 0 <= v < 1, "a rate in [0, 1)")
+      elif leaf == "bn_epsilon":
+        check(f"model.{leaf}", *positive)
+      elif leaf == "fast_conv":
+        check(f"model.{leaf}", *boolean)
+      elif leaf != "name":
+        check(f"model.{leaf}", lambda v: all(integer(1)[0](x) for x in _flat(v)),
+              "integers >= 1")
+  if family is families.pixels and config.model.name not in models.ZOO:
     check("model.gru_units", *integer(1))
     check("model.attention_size", *integer(1))
     check("model.conv_features", *counts)
@@ -209,11 +235,17 @@ def validate(config) -> None:
     check("model.mask_init_std", *positive)
     check("train.steps", *integer(1))
     check("train.eval_every", *integer(1))
-    check("data.neighbourhood", *integer(1))
-    check("data.pca_components", *integer(1))
     steps_ok = not any(p.startswith(("train.steps", "train.eval_every")) for p in problems)
     if steps_ok and config.train.steps % config.train.eval_every:
       problems.append(f"train.steps={config.train.steps} must be a multiple of "
                       f"train.eval_every={config.train.eval_every}")
+  if family is families.pixels:
+    check("data.neighbourhood", *integer(1))
+    check("data.patch_bands", *one_of(pixel_inputs.PATCH_BANDS))
+    check("data.patch_scaling", *one_of(pixel_inputs.PATCH_SCALINGS))
+    if has("data.patch_bands") and config.data.patch_bands == "pca":
+      check("data.pca_components", *integer(1))
+    if has("train.epochs"):  # zoo networks train in epochs (families/pixels.py: round_steps)
+      check("train.epochs", *integer(1))
   if problems:
     raise ConfigError("Bad config: " + "; ".join(problems) + ".")

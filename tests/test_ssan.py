@@ -205,7 +205,7 @@ def test_pca_and_minmax_fitted_on_the_given_pixels(indian_pines):
 def _training_inputs(config, cube, split):
   """The exact arrays the train round feeds the network: every training pixel once."""
   data = pixels.seed_data(config, cube, split, pixels.fit_preprocessing(config, cube, split))
-  spectrum, patch = pixel_step.inputs_at(jnp.asarray(data.spectra), jnp.asarray(data.train_pca),
+  spectrum, patch = pixel_step.inputs_at(jnp.asarray(data.spectra), jnp.asarray(data.train_patch_image),
                                          jnp.asarray(data.train_pixels), config.data.neighbourhood)
   return np.asarray(spectrum), np.asarray(patch)
 
@@ -230,7 +230,7 @@ def test_no_val_or_test_value_reaches_a_training_input_under_blocks(indian_pines
     region = pixel_inputs.training_region(split)
     assert not region[held_out].any()
     outside = np.pad(~region, 27, constant_values=True)
-    assert np.all(np.asarray(data.train_pca)[outside] == 0)
+    assert np.all(np.asarray(data.train_patch_image)[outside] == 0)
   else:
     assert not np.array_equal(clean_inputs[1], poisoned_inputs[1])
     # ... and the scene-fitted statistics (the code's fit_stats="scene") leak even the spectra.

@@ -1,12 +1,19 @@
-"""Inputs of the pixel classifiers (SSAN, its ablation rows, KNN, SVM), as the SSAN code makes them.
+"""Inputs of the pixel classifiers: a pixel's spectrum and the neighbourhood patch around it.
 
-docs/decisions.md, "Preprocessing": every band min-max normalised to [0, 1]; PCA to `components`
-whitened components, each min-max normalised to [0, 1]; the neighbourhood patch zero-padded at the
-scene border. The official code fits all of these statistics on every pixel of the scene, which
-lets test pixels shape the inputs; here they are fitted on the TRAINING pixels only
-(`fit_stats="train"`), the code's way is kept as `fit_stats="scene"` for faithful reproduction.
-Whitening is a per-component scale, which the min-max that follows undoes, so it is not applied
-separately.
+Spectra (SSAN's spectral branch, KNN, SVM): every band min-max normalised to [0, 1] (docs/
+decisions.md, "Preprocessing"). The patch image the neighbourhoods are cut from is made in two
+steps, each a config choice (`data.patch_bands`, `data.patch_scaling`), so that every network gets
+the input its authors' code gives it (docs/decisions.md, "Zoo inputs"):
+  patch_bands   "pca": the leading `data.pca_components` principal components (SSAN, HybridSN);
+                "all": every band (SSRN, DBDA, the 3-D CNN);
+  patch_scaling "minmax": each channel to [0, 1] (SSAN);
+                "standard": each channel to mean 0, std 1 (sklearn's preprocessing.scale: SSRN,
+                DBDA; on principal components, PCA whitening: HybridSN);
+                "cube_minmax": one min-max over every channel (DeepHyperX's, the 3-D CNN).
+The patch is zero-padded at the scene border. The official codes fit all of these statistics on
+every pixel of the scene, which lets test pixels shape the inputs; here they are fitted on the
+TRAINING pixels only (`fit_stats="train"`), the codes' way is kept as `fit_stats="scene"` for
+faithful reproduction. (SSAN whitens before its min-max, which undoes it, so it is not applied.)
 
 `training_region` is what training inputs may read. Under the leakage-free `blocks` protocol it is
 the pixels the DA-IMRN training windows cover plus the training pixels (docs/decisions.md, "SSAN
@@ -22,6 +29,8 @@ import numpy as np
 from hsi_jax.data import audit, splits as splits_lib
 
 FIT_STATS = ("train", "scene")
+PATCH_BANDS = ("pca", "all")
+PATCH_SCALINGS = ("minmax", "standard", "cube_minmax")
 
 
 def fit_minmax(values: np.ndarray, fit_mask: np.ndarray) -> dict[str, np.ndarray]:
@@ -68,23 +77,52 @@ def pca_project(cube: np.ndarray, fit_mask: np.ndarray, components: int) -> np.n
   return apply_pca(cube, fit_pca(cube, fit_mask, components))
 
 
-def fit_inputs(cube: np.ndarray, fit_mask: np.ndarray, components: int) -> dict[str, np.ndarray]:
+def fit_scaling(values: np.ndarray, scaling: str) -> dict[str, np.ndarray]:
+  """{"shift": (C,), "scale": (C,)} of `scaling` (PATCH_SCALINGS) fitted on values (N, C): the
+  patch is (x - shift) / scale. A constant channel gets scale 1."""
+  if scaling == "minmax":
+    fitted = fit_minmax(values, np.ones(len(values), bool))
+    return dict(shift=fitted["low"], scale=fitted["span"])
+  if scaling == "standard":
+    std = values.std(axis=0)
+    return dict(shift=values.mean(axis=0), scale=np.where(std > 0, std, 1.0))
+  if scaling == "cube_minmax":
+    low, high = values.min(), values.max()
+    channels = np.ones(values.shape[1])
+    return dict(shift=low * channels, scale=(high - low if high > low else 1.0) * channels)
+  raise ValueError(f"data.patch_scaling must be one of {PATCH_SCALINGS}, got {scaling!r}.")
+
+
+def fit_inputs(cube: np.ndarray, fit_mask: np.ndarray, *, components: int, patch_bands: str,
+               patch_scaling: str) -> dict[str, np.ndarray]:
   """Everything the pixel models' inputs are made with, fitted on the fit_mask pixels: the
-  spectra's min-max (spectra_low, spectra_span), the PCA (pca_mean, pca_axes) and the min-max of
-  its projections (pca_low, pca_span). What an inference bundle saves."""
-  spectra, pca = fit_minmax(cube, fit_mask), fit_pca(cube, fit_mask, components)
-  projected = fit_minmax(apply_pca(cube, pca), fit_mask)
-  return dict(spectra_low=spectra["low"], spectra_span=spectra["span"], pca_mean=pca["mean"],
-              pca_axes=pca["axes"], pca_low=projected["low"], pca_span=projected["span"])
+  spectra's min-max (spectra_low, spectra_span), with patch_bands="pca" the PCA (pca_mean,
+  pca_axes), and the patch image's scaling (patch_shift, patch_scale; fit_scaling). What an
+  inference bundle saves."""
+  if patch_bands not in PATCH_BANDS:
+    raise ValueError(f"data.patch_bands must be one of {PATCH_BANDS}, got {patch_bands!r}.")
+  spectra = fit_minmax(cube, fit_mask)
+  fitted = dict(spectra_low=spectra["low"], spectra_span=spectra["span"])
+  source = cube[fit_mask].astype(np.float64)
+  if patch_bands == "pca":
+    pca = fit_pca(cube, fit_mask, components)
+    fitted.update(pca_mean=pca["mean"], pca_axes=pca["axes"])
+    source = apply_pca(source, pca)
+  scaling = fit_scaling(source, patch_scaling)
+  return dict(fitted, patch_shift=scaling["shift"], patch_scale=scaling["scale"])
 
 
 def apply_inputs(values: np.ndarray, fitted: dict[str, np.ndarray]) -> tuple[np.ndarray,
                                                                              np.ndarray]:
-  """(..., B) -> (spectra (..., B), pca (..., components)) float32, each min-max normalised with
-  the fit_inputs statistics."""
+  """(..., B) -> (spectra (..., B), patch image (..., K)) float32 with the fit_inputs statistics
+  (K: the principal components, or B). Bundles written before patch_scaling existed name the
+  patch's min-max pca_low / pca_span."""
   spectra = apply_minmax(values, dict(low=fitted["spectra_low"], span=fitted["spectra_span"]))
-  projected = apply_pca(values, dict(mean=fitted["pca_mean"], axes=fitted["pca_axes"]))
-  return spectra, apply_minmax(projected, dict(low=fitted["pca_low"], span=fitted["pca_span"]))
+  source = (apply_pca(values, dict(mean=fitted["pca_mean"], axes=fitted["pca_axes"]))
+            if "pca_axes" in fitted else values)
+  shift, scale = ((fitted["patch_shift"], fitted["patch_scale"]) if "patch_shift" in fitted
+                  else (fitted["pca_low"], fitted["pca_span"]))
+  return spectra, apply_minmax(source, dict(low=shift, span=scale))
 
 
 def training_region(split: splits_lib.Split) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 A family turns (config, scene, splits) into what the run loop (hsi_jax/loop.py) drives:
 - windows (DA-IMRN): every pixel of p x p windows; a round is an epoch;
-- pixels (SSAN and its rows): centre-pixel classification; a round is train.eval_every steps;
+- pixels (SSAN and its rows, the zoo's SSRN, HybridSN, DBDA, 3-D CNN): centre-pixel
+  classification of a neighbourhood patch; a round is train.eval_every steps, or an epoch;
 - classical (KNN, SVM): scikit-learn fitted on the host; one round, the fit.
 Each family module has the same interface: `make_mesh(config, num_seeds)`, `check(config, splits,
 mesh)` (a UserError before anything is written), `make_program(config, scene, splits,
@@ -13,11 +14,13 @@ windows). The network of a model name is built by models.build_model.
 from __future__ import annotations
 
 from hsi_jax.families import classical, pixels, windows
+from hsi_jax import models
 from hsi_jax.models import ssan
 
 REGISTRY = {
     "da_imrn": windows,
     **{name: pixels for name in ssan.VARIANTS},
+    **{name: pixels for name in models.ZOO},
     "knn": classical,
     "svm": classical,
 }

@@ -1,5 +1,7 @@
-"""The pixels family (SSAN and its comparison rows): centre-pixel classification, one round =
-`train.eval_every` iterations (the SSAN code validates every 1,000 of its 10,000).
+"""The pixels family: centre-pixel classification by a network of the pixel's neighbourhood (SSAN
+and its comparison rows, SSRN, HybridSN, DBDA, the 3-D CNN). One round = `train.eval_every`
+iterations (the SSAN code validates every 1,000 of its 10,000), or with `train.epochs` in the
+config one epoch: ceil(training pixels / batch) iterations (of the seed with the most pixels).
 
 Per seed, `seed_data` builds the spectra and PCA neighbourhoods from that seed's partition
 (statistics from its training pixels unless data.fit_stats = "scene"); seeds are stacked with their
@@ -43,23 +45,39 @@ def check(config, splits, mesh) -> None:
 
 
 def fit_preprocessing(config, cube: np.ndarray, split: splits_lib.Split) -> dict:
-  """The inputs' min-max and PCA statistics (pixel_inputs.fit_inputs) on the split's training
-  pixels (or the scene's, data.fit_stats="scene")."""
-  return pixel_inputs.fit_inputs(cube, pixel_inputs.fit_mask(split, config.data.fit_stats),
-                                 config.data.pca_components)
+  """The inputs' statistics (pixel_inputs.fit_inputs) on the split's training pixels (or the
+  scene's, data.fit_stats="scene")."""
+  data = config.data
+  return pixel_inputs.fit_inputs(cube, pixel_inputs.fit_mask(split, data.fit_stats),
+                                 components=data.pca_components, patch_bands=data.patch_bands,
+                                 patch_scaling=data.patch_scaling)
+
+
+def patch_channels(config, num_bands: int) -> int:
+  """K, the channels of the patches: the principal components or every band (data.patch_bands)."""
+  return config.data.pca_components if config.data.patch_bands == "pca" else num_bands
+
+
+def round_steps(train_config, counts) -> tuple[int, int]:
+  """(steps per round, rounds): train.eval_every and train.steps / eval_every, or with
+  train.epochs one epoch of the largest of the seeds' training pixel `counts` and the epochs."""
+  if "epochs" in train_config:
+    return -(-max(counts) // train_config.batch_size), train_config.epochs
+  return train_config.eval_every, train_config.steps // train_config.eval_every
 
 
 def seed_data(config, cube: np.ndarray, split: splits_lib.Split,
               fitted: dict) -> pixel_step.PixelData:
-  """One seed's inputs on the host: the spectra, the PCA image padded by the neighbourhood, and
+  """One seed's inputs on the host: the spectra, the patch image padded by the neighbourhood, and
   the one training inputs read (zero outside the training region)."""
   size = config.data.neighbourhood
-  spectra, pca = pixel_inputs.apply_inputs(cube, fitted)
+  spectra, image = pixel_inputs.apply_inputs(cube, fitted)
   region = pixel_inputs.training_region(split)
   val_pixels = np.argwhere(split.val > 0).astype(np.int32)
   return pixel_step.PixelData(
-      spectra=spectra, pca=patches.pad_scene(pca, size),
-      train_pca=patches.pad_scene(np.where(region[..., None], pca, 0.0).astype(np.float32), size),
+      spectra=spectra, patch_image=patches.pad_scene(image, size),
+      train_patch_image=patches.pad_scene(
+          np.where(region[..., None], image, 0.0).astype(np.float32), size),
       train_pixels=np.argwhere(split.train > 0).astype(np.int32),
       train_classes=split.train[split.train > 0].astype(np.int32) - 1, val_pixels=val_pixels)
 
@@ -67,8 +85,8 @@ def seed_data(config, cube: np.ndarray, split: splits_lib.Split,
 def stack(trees: list[pixel_step.PixelData]) -> pixel_step.PixelData:
   pad = program_lib.pad_rows
   return pixel_step.PixelData(
-      spectra=np.stack([t.spectra for t in trees]), pca=np.stack([t.pca for t in trees]),
-      train_pca=np.stack([t.train_pca for t in trees]),
+      spectra=np.stack([t.spectra for t in trees]), patch_image=np.stack([t.patch_image for t in trees]),
+      train_patch_image=np.stack([t.train_patch_image for t in trees]),
       train_pixels=pad([t.train_pixels for t in trees], 0),
       train_classes=pad([t.train_classes for t in trees], 0),
       val_pixels=pad([t.val_pixels for t in trees], 0))
@@ -77,21 +95,23 @@ def stack(trees: list[pixel_step.PixelData]) -> pixel_step.PixelData:
 def make_program(config, scene, splits, mesh) -> program_lib.Program:
   """K' seeds (splits: one per seed, padded to the mesh) trained as one program."""
   size, train_config = config.data.neighbourhood, config.train
-  steps, batch_size = train_config.eval_every, train_config.batch_size
+  batch_size = train_config.batch_size
   fitted = [fit_preprocessing(config, scene.cube, s) for s in splits]
   hosts = [seed_data(config, scene.cube, s, f) for s, f in zip(splits, fitted)]
   counts = [len(h.train_pixels) for h in hosts]
+  steps, num_rounds = round_steps(train_config, counts)
   data = parallel.put(stack(hosts), program_lib.seed_sharding(mesh))
   forms = models.conv_forms(mesh.devices.flat[0].platform, config.model.fast_conv)
   model = models.build_model(config.model, scene.num_classes, forms)
   options = models.compiler_options(config.model, forms)
   optimizer = optim.make_optimizer(train_config)
   example = (jnp.zeros((1, scene.cube.shape[-1]), jnp.float32),
-             jnp.zeros((1, size, size, config.data.pca_components), jnp.float32))
+             jnp.zeros((1, size, size, patch_channels(config, scene.cube.shape[-1])), jnp.float32))
   num_seeds = len(splits)
   chunk_steps = program_lib.chunk_steps(steps)
   chunk_fn = program_lib.over_seeds(
-      pixel_step.make_pixel_train_chunk(model, optimizer, size, mesh, chunk_steps),
+      pixel_step.make_pixel_train_chunk(model, optimizer, size, mesh, chunk_steps,
+                                        train_config.get("kernel_l2", 0.0)),
       num_seeds, in_axes=(0, 0, 0, 0, None, None))
 
   def train_chunk(states, data, keys, learning_rate, first):
@@ -102,7 +122,7 @@ def make_program(config, scene, splits, mesh) -> program_lib.Program:
 
   predict = pixel_step.make_pixel_predict(model, size, mesh, train_config.eval_batch_size)
   val_predictions = program_lib.jit_over_seeds(
-      lambda state, data: predict(state.params, data.spectra, data.pca, data.val_pixels), mesh,
+      lambda state, data: predict(state.variables, data.spectra, data.patch_image, data.val_pixels), mesh,
       num_seeds, compiler_options=options)
   val_classes = [s.val[s.val > 0] for s in splits]
 
@@ -112,22 +132,21 @@ def make_program(config, scene, splits, mesh) -> program_lib.Program:
 
   def seed_bundle(best_states, k):
     return dict(preprocessing=fitted[k],
-                variables=dict(params=jax.tree.map(lambda x: np.asarray(x[k]),
-                                                   best_states.params)))
+                variables=jax.tree.map(lambda x: np.asarray(x[k]), best_states.variables))
 
   return program_lib.Program(
       data=data, init=program_lib.init_fn(state_lib.make_init(model, optimizer, example), mesh, num_seeds),
       train_chunk=jax.jit(train_chunk, donate_argnums=0, out_shardings=(
           program_lib.seed_sharding(mesh), parallel.replicated(mesh)), compiler_options=options),
       val_predictions=val_predictions, val_accuracy=val_accuracy, seed_bundle=seed_bundle,
-      num_rounds=train_config.steps // steps, steps_per_round=steps,
+      num_rounds=num_rounds, steps_per_round=steps,
       seed_steps=(steps,) * num_seeds, batch_size=batch_size, chunk_steps=chunk_steps,
       round_name=ROUND_NAME)
 
 
 def make_tile_predictor(config, num_classes: int, mesh) -> inference.TilePredictor:
   """The pixel models on tiles: every pixel of the tile, its neighbourhood cut from the tile's
-  PCA block (a halo of the neighbourhood's side)."""
+  patch-image block (a halo of the neighbourhood's side)."""
   size = config.data.neighbourhood
   forms = models.conv_forms(mesh.devices.flat[0].platform, config.model.fast_conv)
   model = models.build_model(config.model, num_classes, forms)
@@ -138,13 +157,14 @@ def make_tile_predictor(config, num_classes: int, mesh) -> inference.TilePredict
   def predict(bundle, block, valid, origin, tile_size, scene_shape, scores):
     del origin, scene_shape
     if placed.get("bundle") is not bundle:
-      placed.update(bundle=bundle, params=parallel.replicate(bundle.variables["params"], mesh))
-    spectra, pca = (np.where(valid[..., None], x, 0.0).astype(np.float32)
+      placed.update(bundle=bundle, variables=parallel.replicate(bundle.variables, mesh))
+    spectra, image = (np.where(valid[..., None], x, 0.0).astype(np.float32)
                     for x in pixel_inputs.apply_inputs(block, bundle.preprocessing))
     side = block.shape[0] - 2 * size
     pixels = np.indices((side, side)).reshape(2, -1).T.astype(np.int32)
-    pixel_logits = np.asarray(logits(placed["params"], spectra[size:size + side, size:size + side],
-                                     pca, jnp.asarray(pixels))).reshape(side, side, -1)
+    pixel_logits = np.asarray(logits(placed["variables"],
+                                     spectra[size:size + side, size:size + side], image,
+                                     jnp.asarray(pixels))).reshape(side, side, -1)
     pixel_logits = pixel_logits[:tile_size[0], :tile_size[1]]
     classes = np.argmax(pixel_logits, axis=-1).astype(np.int32) + 1
     return classes, (inference.softmax(pixel_logits) if scores else None)

@@ -10,8 +10,15 @@ from __future__ import annotations
 
 import jax
 
-from hsi_jax.models import da_imrn, ssan
+import dataclasses
+
+from hsi_jax.models import cnn3d, da_imrn, dbda, hybridsn, ssan, ssrn
 from hsi_jax.models.layers import ConvForms, conv_forms
+
+# The networks HSI papers compare against (docs/models.md), pixel classifiers of the patch around
+# a pixel: model name -> module. Their config.model holds one leaf per module field besides
+# num_classes and conv (configs/common.py, zoo_sections).
+ZOO = {"ssrn": ssrn.SSRN, "hybridsn": hybridsn.HybridSN, "dbda": dbda.DBDA, "cnn3d": cnn3d.CNN3D}
 
 
 def _branch_kernels(model_config) -> tuple[tuple, tuple]:
@@ -55,7 +62,21 @@ def build_ssan(model_config, num_classes: int, forms: ConvForms) -> ssan.SSAN:
       conv=forms.conv2d_same)
 
 
-BUILDERS = {"da_imrn": build_da_imrn, **{name: build_ssan for name in ssan.VARIANTS}}
+def _hashable(value):
+  return tuple(_hashable(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def build_zoo(model_config, num_classes: int, forms: ConvForms):
+  """A network of ZOO, its fields from the model config's leaves of the same names."""
+  module = ZOO[model_config.name]
+  fields = [f.name for f in dataclasses.fields(module)
+            if f.init and f.name not in ("num_classes", "conv", "parent", "name")]
+  return module(num_classes=num_classes, conv=forms.conv3d,
+                **{name: _hashable(model_config[name]) for name in fields})
+
+
+BUILDERS = {"da_imrn": build_da_imrn, **{name: build_ssan for name in ssan.VARIANTS},
+            **{name: build_zoo for name in ZOO}}
 
 
 def compiler_options(model_config, forms: ConvForms) -> dict | None:

@@ -5,6 +5,8 @@ bias), so parameter counts and checkpoints match the Keras model; its convolutio
 attribute, as nn.Conv's `conv_general_dilated` is. `conv_forms(platform, fast)` chooses the
 functions once for the devices a program runs on (a `ConvForms`; the families call it with the
 mesh's platform and model.fast_conv). The fast 3-D form (docs/design.md, "Performance notes"):
+  valid, kb = B -> the bands folded into the channels, then one of the forms below,
+  (kh, kw, kb) -> the kb band taps as channels (im2col along the bands), then (kh, kw, 1),
   (1, 1, 1)  -> a matmul over channels (a band stride is a slice),
   (1, 1, k)  -> a 1-D convolution along the bands with the pixels folded into the batch
                 (loop_conv; an im2col matmul when k > B),
@@ -30,6 +32,37 @@ from hsi_jax.models import loop_conv
 
 he_normal = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
 
+# Layer initialisations of the frameworks the networks were published in (`initializers`).
+INITS = ("he_normal", "glorot_uniform", "kaiming_normal", "torch_default")
+
+
+def initializers(scheme: str, fan_in: int) -> tuple[Callable, Callable]:
+  """(kernel_init, bias_init) of a convolution or dense layer with `fan_in` inputs per output:
+  "he_normal"      Keras' he_normal (truncated normal, std sqrt(2 / fan_in)), zero bias;
+  "glorot_uniform" Keras' default, zero bias;
+  "kaiming_normal" torch.nn.init.kaiming_normal_ (untruncated normal, std sqrt(2 / fan_in)), zero
+                   bias (DeepHyperX's weight_init);
+  "torch_default"  PyTorch's Conv / Linear reset_parameters: kernel and bias both
+                   U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+  if scheme == "he_normal":
+    return he_normal, nn.initializers.zeros
+  if scheme == "glorot_uniform":
+    return nn.initializers.glorot_uniform(), nn.initializers.zeros
+  if scheme == "kaiming_normal":
+    return nn.initializers.variance_scaling(2.0, "fan_in", "normal"), nn.initializers.zeros
+  if scheme == "torch_default":
+    bound = 1.0 / np.sqrt(fan_in)
+    return (nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
+            lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -bound,
+                                                                     bound))
+  raise ValueError(f"Unknown initialisation {scheme!r}; valid: {', '.join(INITS)}.")
+
+
+def dense(x, features: int, init: str, name: str):
+  """nn.Dense(features) of x (..., F) initialised as `init` (initializers), named `name`."""
+  kernel_init, bias_init = initializers(init, x.shape[-1])
+  return nn.Dense(features, kernel_init=kernel_init, bias_init=bias_init, name=name)(x)
+
 
 def conv3d_plain(x, kernel, strides, padding):
   """Reference: lax 3-D convolution of x (N, H, W, B, Cin) with kernel (kh, kw, kb, Cin, Cout)."""
@@ -43,6 +76,19 @@ def conv3d_fast(x, kernel, strides, padding, loop_form: loop_conv.LoopForm):
   kh, kw, kb, cin, cout = kernel.shape
   n, h, w, b, _ = x.shape
   sh, sw, sb = strides
+  if padding == "VALID" and kb == b and kb > 1:
+    # The kernel spans every band: the bands are channels (SSRN's and DBDA's band-closing layers).
+    return conv3d_fast(x.reshape(n, h, w, 1, b * cin), kernel.reshape(kh, kw, 1, kb * cin, cout),
+                       (sh, sw, 1), padding, loop_form)
+  if kb > 1 and sb == 1 and (kh, kw) != (1, 1):
+    # A 3-D kernel: its band taps become channels (im2col along the bands), then a (kh, kw, 1)
+    # convolution (HybridSN, the 3-D CNN).
+    lo, hi = _pads(kb, padding)
+    padded = jnp.pad(x, [(0, 0)] * 3 + [(lo, hi), (0, 0)])
+    out = b + lo + hi - kb + 1
+    taps = jnp.concatenate([padded[:, :, :, t:t + out] for t in range(kb)], axis=-1)
+    return conv3d_fast(taps, kernel.reshape(kh, kw, 1, kb * cin, cout), strides, padding,
+                       loop_form)
   tiled = (kh, kw) == (sh, sw) and padding == "VALID" and h % kh == 0 and w % kw == 0
   if kb == 1 and sb == 1 and (kh, kw) != (1, 1) and not tiled:
     return _spatial_conv(x, kernel[:, :, 0], (sh, sw), padding, loop_form)
@@ -204,22 +250,26 @@ class Conv2DSame(nn.Module):
     return self.conv(x, kernel) + bias
 
 
-def conv_weights(module: nn.Module, features: int, kernel_size, in_features: int):
-  """Declares a Keras Conv3D's parameters in `module`: kernel (*kernel_size, in, features) with
-  he_normal, bias zeros (same names and order wherever it is called, so the same initial values)."""
-  kernel = module.param("kernel", he_normal, (*kernel_size, in_features, features))
-  bias = module.param("bias", nn.initializers.zeros, (features,))
+def conv_weights(module: nn.Module, features: int, kernel_size, in_features: int,
+                 init: str = "he_normal"):
+  """Declares a Conv3D's parameters in `module`: kernel (*kernel_size, in, features) and bias
+  (features,), initialised as `init` (initializers; Keras' he_normal and zero bias by default);
+  same names and order wherever it is called, so the same initial values."""
+  kernel_init, bias_init = initializers(init, in_features * int(np.prod(kernel_size)))
+  kernel = module.param("kernel", kernel_init, (*kernel_size, in_features, features))
+  bias = module.param("bias", bias_init, (features,))
   return kernel, bias
 
 
 class Conv3D(nn.Module):
-  """Keras-style Conv3D (he_normal kernel, zero bias) on (N, H, W, B, C), computed by `conv`
-  (ConvForms.conv3d)."""
+  """Conv3D on (N, H, W, B, C), computed by `conv` (ConvForms.conv3d); its parameters initialised
+  as `init` (initializers: Keras' he_normal kernel and zero bias by default)."""
   features: int
   kernel_size: Sequence[int]
   conv: Callable
   strides: Sequence[int] = (1, 1, 1)
   padding: str = "SAME"
+  init: str = "he_normal"
 
   @nn.compact
   def __call__(self, x):
@@ -228,7 +278,7 @@ class Conv3D(nn.Module):
     concatenated copy: DA-IMRN's stage inputs are a block output and an attended one)."""
     parts = tuple(x) if isinstance(x, (tuple, list)) else (x,)
     widths = [part.shape[-1] for part in parts]
-    kernel, bias = conv_weights(self, self.features, self.kernel_size, sum(widths))
+    kernel, bias = conv_weights(self, self.features, self.kernel_size, sum(widths), self.init)
     strides = tuple(self.strides)
     if len(parts) > 1 and tuple(self.kernel_size) == (1, 1, 1):
       rows = jnp.split(kernel, np.cumsum(widths)[:-1], axis=3)

@@ -1,4 +1,5 @@
-"""Optimisers: Keras-2 Nadam (DA-IMRN's, with its momentum schedule), optax's Nadam, Adam, SGD.
+"""Optimisers: Keras-2 Nadam (DA-IMRN's, with its momentum schedule), optax's Nadam, Adam, SGD,
+Keras' RMSprop; learning rates per round (step decay, DBDA's cosine) and per step (Keras' decay).
 
 Keras-2 Nadam (the optimiser of the official DA-IMRN code; docs/decisions.md, "Optimiser") differs
 from `optax.nadam`: its momentum coefficient follows a schedule,
@@ -21,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-OPTIMIZERS = ("keras_nadam", "nadam", "adam", "sgd")
+OPTIMIZERS = ("keras_nadam", "nadam", "adam", "sgd", "rmsprop")
 
 
 class KerasNadamState(NamedTuple):
@@ -67,10 +68,13 @@ def make_optimizer(train_config) -> optax.GradientTransformation:
   """The config's optimiser, built once, its learning rate a hyper-parameter in the state that the
   host sets before each round (`set_learning_rate`, value from `round_learning_rate`).
   `keras_nadam` (DA-IMRN, faithful), `nadam` (optax's) and `sgd` take the step decay; `adam`
-  (SSAN): constant learning rate. The moment rates and epsilon are train.b1, train.b2 and
-  train.eps (keras_nadam also train.schedule_decay), read only by the optimisers that use them.
-  `sgd`'s updates are linear in the gradients, so float-level differences stay float-level: the
-  optimiser of the equivalence tests."""
+  (SSAN): constant learning rate (round_learning_rate). The moment rates and epsilon are train.b1,
+  train.b2 and train.eps (keras_nadam also train.schedule_decay), read only by the optimisers that
+  use them. `rmsprop` is Keras 2's: a = rho a + (1 - rho) g^2, update -lr g / (sqrt(a) + eps)
+  (train.rho, train.eps). Optional leaves: train.weight_decay (sgd: PyTorch's, weight_decay x
+  params added to the gradient) and train.step_decay (Keras' `decay`: the rate of step t is
+  lr / (1 + step_decay t)). `sgd`'s updates are linear in the gradients, so float-level
+  differences stay float-level: the optimiser of the equivalence tests."""
   name = train_config.optimizer
   if name not in OPTIMIZERS:
     raise ValueError(f"train.optimizer must be one of {OPTIMIZERS}, got {name!r}.")
@@ -80,18 +84,36 @@ def make_optimizer(train_config) -> optax.GradientTransformation:
 
   factories = {
       "adam": lambda learning_rate: optax.adam(learning_rate, **moments()),
-      "sgd": optax.sgd,
+      "sgd": lambda learning_rate: (optax.chain(
+          optax.add_decayed_weights(train_config.weight_decay), optax.sgd(learning_rate))
+          if train_config.get("weight_decay") else optax.sgd(learning_rate)),
+      "rmsprop": lambda learning_rate: optax.rmsprop(
+          learning_rate, decay=train_config.rho, eps=train_config.eps, eps_in_sqrt=False),
       "nadam": lambda learning_rate: optax.nadam(learning_rate, **moments()),
       "keras_nadam": lambda learning_rate: keras_nadam(
           learning_rate, **moments(), schedule_decay=train_config.schedule_decay),
   }
-  return optax.inject_hyperparams(factories[name])(learning_rate=train_config.learning_rate)
+  step_decay = train_config.get("step_decay", 0.0)
+
+  def factory(learning_rate):
+    if not step_decay:
+      return factories[name](learning_rate)
+    return optax.chain(factories[name](learning_rate),
+                       optax.scale_by_schedule(lambda count: 1.0 / (1.0 + step_decay * count)))
+
+  return optax.inject_hyperparams(factory)(learning_rate=train_config.learning_rate)
 
 
 def round_learning_rate(train_config, round_index: int) -> np.float32:
   """The learning rate of a round (an epoch for DA-IMRN): learning_rate x lr_decay every
-  lr_decay_every epochs, at most epochs // lr_decay_every times; constant for `adam` and for a
-  config without a decay (the pixel models')."""
+  lr_decay_every epochs, at most epochs // lr_decay_every times; with train.cosine_period T
+  (DBDA's CosineAnnealingLR(T), made anew every epoch and stepped with the epoch, as its code
+  does) learning_rate in round 0 and learning_rate (1 + cos(pi (r - 1) / T)) / 2 in round r >= 1;
+  constant for `adam` without a cosine and for a config without a decay (the pixel models')."""
+  period = train_config.get("cosine_period", 0)
+  if period:
+    rate = 1.0 if round_index == 0 else 0.5 * (1.0 + np.cos(np.pi * (round_index - 1) / period))
+    return np.float32(train_config.learning_rate * rate)
   if train_config.optimizer == "adam" or not train_config.get("lr_decay_every"):
     return np.float32(train_config.learning_rate)
   decays = min(round_index // train_config.lr_decay_every,

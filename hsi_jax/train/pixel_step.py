@@ -1,6 +1,8 @@
-"""Pure training and prediction functions of the pixels family (SSAN and its comparison rows).
+"""Pure training and prediction functions of the pixels family (SSAN and its comparison rows, the
+zoo's networks).
 
-One example = one labelled pixel: its spectrum (B,) and the S x S PCA neighbourhood around it.
+One example = one labelled pixel: its spectrum (B,) and the S x S x K neighbourhood around it in
+the patch image (principal components or bands: data/pixel_inputs.py).
 Training runs in rounds of `train.eval_every` iterations (the SSAN code validates every 1,000 of
 its 10,000), each as a few chunks of steps (loop.py); a round's batches are drawn from consecutive
 random permutations of the training pixels (every batch is full, so nothing is padded) and sharded
@@ -24,35 +26,51 @@ from hsi_jax.train.state import TrainState
 
 @flax.struct.dataclass
 class PixelData:
-  """On the device. spectra (H, W, B); pca / train_pca (H+2S, W+2S, K) padded by S (train_pca is
-  zero outside the training region); train_pixels (N, 2) int32 with train_classes (N,) int32 in
-  0..C-1; val_pixels (M, 2) int32. Seeds trained together pad train_pixels / train_classes /
-  val_pixels to the longest with zeros (a round's order never reaches the padding)."""
+  """On the device. spectra (H, W, B); patch_image / train_patch_image (H+2S, W+2S, K) padded by
+  S (train_patch_image is zero outside the training region); train_pixels (N, 2) int32 with
+  train_classes (N,) int32 in 0..C-1; val_pixels (M, 2) int32. Seeds trained together pad
+  train_pixels / train_classes / val_pixels to the longest with zeros (a round's order never
+  reaches the padding)."""
   spectra: jax.Array
-  pca: jax.Array
-  train_pca: jax.Array
+  patch_image: jax.Array
+  train_patch_image: jax.Array
   train_pixels: jax.Array
   train_classes: jax.Array
   val_pixels: jax.Array
 
 
-def inputs_at(spectra, padded_pca, pixels, size: int):
+def inputs_at(spectra, padded_image, pixels, size: int):
   """pixels (N, 2) -> (spectrum (N, B), patch (N, S, S, K)) centred on each pixel."""
   spectrum = spectra[pixels[:, 0], pixels[:, 1]]
-  return spectrum, patches.gather(padded_pca, pixels - size // 2, size)
+  return spectrum, patches.gather(padded_image, pixels - size // 2, size)
 
 
-def make_pixel_train_step(model, optimizer):
-  """step(state, spectrum, patch, classes, dropout_key) -> (state, mean cross-entropy)."""
-  def loss_fn(params, spectrum, patch, classes, key):
-    logits = model.apply({"params": params}, spectrum, patch, train=True, rngs={"dropout": key})
-    return optax.softmax_cross_entropy_with_integer_labels(logits, classes).mean()
+def kernel_l2_penalty(params) -> jax.Array:
+  """Sum of the squares of every convolution kernel (a parameter named `kernel` with more than two
+  axes): Keras' kernel_regularizer=l2 on convolutions, without its factor."""
+  leaves = jax.tree_util.tree_leaves_with_path(params)
+  return sum((jnp.sum(jnp.square(x)) for path, x in leaves
+              if getattr(path[-1], "key", None) == "kernel" and x.ndim > 2), jnp.zeros(()))
+
+
+def make_pixel_train_step(model, optimizer, kernel_l2: float = 0.0):
+  """step(state, spectrum, patch, classes, dropout_key) -> (state, loss): the mean cross-entropy
+  plus kernel_l2 x kernel_l2_penalty (train.kernel_l2; 0: none). BatchNorm statistics, where the
+  network has them, are updated from the batch."""
+  def loss_fn(params, batch_stats, spectrum, patch, classes, key):
+    logits, updates = model.apply({"params": params, "batch_stats": batch_stats}, spectrum, patch,
+                                  train=True, rngs={"dropout": key}, mutable=["batch_stats"])
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, classes).mean()
+    if kernel_l2:
+      loss = loss + kernel_l2 * kernel_l2_penalty(params)
+    return loss, updates.get("batch_stats", {})
 
   def train_step(state: TrainState, spectrum, patch, classes, key):
-    loss, grads = jax.value_and_grad(loss_fn)(state.params, spectrum, patch, classes, key)
+    (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params, state.batch_stats, spectrum, patch, classes, key)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    return TrainState(state.step + 1, optax.apply_updates(state.params, updates),
-                      state.batch_stats, opt_state), loss
+    return TrainState(state.step + 1, optax.apply_updates(state.params, updates), batch_stats,
+                      opt_state), loss
 
   return train_step
 
@@ -67,14 +85,16 @@ def round_order(rng, count: int, steps: int, batch_size: int):
   return order.reshape(steps, batch_size), dropout_key
 
 
-def make_pixel_train_chunk(model, optimizer, size: int, mesh: Mesh, chunk_steps: int):
+def make_pixel_train_chunk(model, optimizer, size: int, mesh: Mesh, chunk_steps: int,
+                           kernel_l2: float = 0.0):
   """train_chunk(state, data, order (steps, batch), dropout_key, learning_rate, first) -> (state,
   {"loss_sum", "count"}), pure (families/pixels.py vmaps it over seeds and jits it): steps
   first .. first + chunk_steps - 1 (first: () int32, traced) of the round whose batches `order`
   holds. Steps past the round's last are padding and leave the state as it was. The round's loss
-  is the sum of its chunks' loss_sum (the steps' mean losses) over the sum of their count (steps)."""
+  is the sum of its chunks' loss_sum (the steps' mean losses) over the sum of their count (steps).
+  kernel_l2: make_pixel_train_step's."""
   batch_sharding = NamedSharding(mesh, P("data"))
-  train_step = make_pixel_train_step(model, optimizer)
+  train_step = make_pixel_train_step(model, optimizer, kernel_l2)
 
   def train_chunk(state: TrainState, data: PixelData, order, dropout_key, learning_rate, first):
     steps = order.shape[0]
@@ -85,7 +105,7 @@ def make_pixel_train_chunk(model, optimizer, size: int, mesh: Mesh, chunk_steps:
     def step(state, inputs):
       index, examples = inputs
       pixels = data.train_pixels[examples]
-      spectrum, patch = inputs_at(data.spectra, data.train_pca, pixels, size)
+      spectrum, patch = inputs_at(data.spectra, data.train_patch_image, pixels, size)
       classes = data.train_classes[examples]
       spectrum, patch, classes = jax.lax.with_sharding_constraint((spectrum, patch, classes),
                                                                    batch_sharding)
@@ -107,19 +127,20 @@ def make_pixel_train_chunk(model, optimizer, size: int, mesh: Mesh, chunk_steps:
 
 
 def make_pixel_logits(model, size: int, mesh: Mesh, chunk: int):
-  """logits(params, spectra, padded_pca, pixels (M, 2)) -> (M, C) float32, `chunk` pixels at a
-  time, each chunk sharded over `data` (pure)."""
+  """logits(variables, spectra, padded_image, pixels (M, 2)) -> (M, C) float32, `chunk` pixels at
+  a time, each chunk sharded over `data` (pure); variables: {"params", and "batch_stats" where the
+  network has BatchNorm}."""
   chunk = max(mesh.shape["data"], chunk - chunk % mesh.shape["data"])
   batch_sharding = NamedSharding(mesh, P("data"))
 
-  def logits(params, spectra, padded_pca, pixels):
+  def logits(variables, spectra, padded_image, pixels):
     count = pixels.shape[0]
     padded = jnp.concatenate([pixels, jnp.zeros((-count % chunk, 2), pixels.dtype)])
 
     def one_chunk(chunk_pixels):
       spectrum, patch = jax.lax.with_sharding_constraint(
-          inputs_at(spectra, padded_pca, chunk_pixels, size), batch_sharding)
-      return model.apply({"params": params}, spectrum, patch, train=False)
+          inputs_at(spectra, padded_image, chunk_pixels, size), batch_sharding)
+      return model.apply(variables, spectrum, patch, train=False)
 
     scores = jax.lax.map(one_chunk, padded.reshape(-1, chunk, 2))
     return scores.reshape((-1, scores.shape[-1]))[:count]
@@ -128,10 +149,12 @@ def make_pixel_logits(model, size: int, mesh: Mesh, chunk: int):
 
 
 def make_pixel_predict(model, size: int, mesh: Mesh, chunk: int):
-  """predict(params, spectra, padded_pca, pixels (M, 2)) -> (M,) int32 class ids 1..C (pure)."""
+  """predict(variables, spectra, padded_image, pixels (M, 2)) -> (M,) int32 class ids 1..C
+  (pure)."""
   logits = make_pixel_logits(model, size, mesh, chunk)
 
-  def predict(params, spectra, padded_pca, pixels):
-    return jnp.argmax(logits(params, spectra, padded_pca, pixels), axis=-1).astype(jnp.int32) + 1
+  def predict(variables, spectra, padded_image, pixels):
+    return jnp.argmax(logits(variables, spectra, padded_image, pixels),
+                      axis=-1).astype(jnp.int32) + 1
 
   return predict

@@ -70,7 +70,10 @@ class StepProgress:
 
 
 def lr_drop_rounds(train_config, num_rounds: int) -> tuple[int, ...]:
-  """0-based rounds at which the learning rate (optim.round_learning_rate) changes."""
+  """0-based rounds at which the learning rate (optim.round_learning_rate) changes; none marked
+  for a cosine (it changes every round)."""
+  if train_config.get("cosine_period"):
+    return ()
   rates = [optim.round_learning_rate(train_config, r) for r in range(num_rounds)]
   return tuple(r for r in range(1, num_rounds) if rates[r] != rates[r - 1])
 
