@@ -17,7 +17,8 @@ valid band kernel 2 in stage 2); the spatial block as the official code runs it 
 convolution: docs/decisions.md, "IP spatial block"); 3,298,960 parameters + BN statistics. Full run:
 ~45-60 s per epoch on a 2-core CPU (results/).
 
-Options after ':' -- model=da_imrn|ssan|arnn|acnn|rnn|cnn|knn|svm, protocol=blocks|pixels,
+Options after ':' -- model=da_imrn|ssan|arnn|acnn|rnn|cnn|knn|svm|ssrn|hybridsn|dbda|cnn3d,
+protocol=blocks|pixels,
 runlocal (same pipeline, shrunk for a CPU), ip_spatial=code|multiscale (sets
 model.spatial_kernels to IP_SPATIAL_KERNELS[ip_spatial]).
 """
