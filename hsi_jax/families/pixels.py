@@ -146,8 +146,10 @@ def make_program(config, scene, splits, mesh) -> program_lib.Program:
 
 def make_tile_predictor(config, num_classes: int, mesh) -> inference.TilePredictor:
   """The pixel models on tiles: every pixel of the tile, its neighbourhood cut from the tile's
-  patch-image block (a halo of the neighbourhood's side)."""
-  size = config.data.neighbourhood
+  patch-image block (a halo of the neighbourhood's side). Only the tile's own pixels are
+  classified (a scene smaller than the tile is not padded to it), their count rounded up to a
+  multiple of train.eval_batch_size, so a scene's tiles compile a few programs at most."""
+  size, chunk = config.data.neighbourhood, config.train.eval_batch_size
   forms = models.conv_forms(mesh.devices.flat[0].platform, config.model.fast_conv)
   model = models.build_model(config.model, num_classes, forms)
   logits = jax.jit(pixel_step.make_pixel_logits(model, size, mesh, config.train.eval_batch_size),
@@ -161,11 +163,12 @@ def make_tile_predictor(config, num_classes: int, mesh) -> inference.TilePredict
     spectra, image = (np.where(valid[..., None], x, 0.0).astype(np.float32)
                     for x in pixel_inputs.apply_inputs(block, bundle.preprocessing))
     side = block.shape[0] - 2 * size
-    pixels = np.indices((side, side)).reshape(2, -1).T.astype(np.int32)
+    count = tile_size[0] * tile_size[1]
+    pixels = np.zeros((-(-count // chunk) * chunk, 2), np.int32)
+    pixels[:count] = np.indices(tile_size).reshape(2, -1).T
     pixel_logits = np.asarray(logits(placed["variables"],
                                      spectra[size:size + side, size:size + side], image,
-                                     jnp.asarray(pixels))).reshape(side, side, -1)
-    pixel_logits = pixel_logits[:tile_size[0], :tile_size[1]]
+                                     jnp.asarray(pixels)))[:count].reshape(*tile_size, -1)
     classes = np.argmax(pixel_logits, axis=-1).astype(np.int32) + 1
     return classes, (inference.softmax(pixel_logits) if scores else None)
 
