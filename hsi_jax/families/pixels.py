@@ -3,7 +3,7 @@ and its comparison rows, SSRN, HybridSN, DBDA, the 3-D CNN). One round = `train.
 iterations (the SSAN code validates every 1,000 of its 10,000), or with `train.epochs` in the
 config one epoch: ceil(training pixels / batch) iterations (of the seed with the most pixels).
 
-Per seed, `seed_data` builds the spectra and PCA neighbourhoods from that seed's partition
+Per seed, `seed_data` builds the spectra and the patch image from that seed's partition
 (statistics from its training pixels unless data.fit_stats = "scene"); seeds are stacked with their
 pixel lists padded to the longest. A round's batch order is drawn per seed from its own number of
 training pixels (pixel_step.round_order, unrolled over the K seeds inside the program), so seed k
@@ -152,7 +152,7 @@ def make_tile_predictor(config, num_classes: int, mesh) -> inference.TilePredict
   size, chunk = config.data.neighbourhood, config.train.eval_batch_size
   forms = models.conv_forms(mesh.devices.flat[0].platform, config.model.fast_conv)
   model = models.build_model(config.model, num_classes, forms)
-  logits = jax.jit(pixel_step.make_pixel_logits(model, size, mesh, config.train.eval_batch_size),
+  logits = jax.jit(pixel_step.make_pixel_logits(model, size, mesh, chunk),
                    compiler_options=models.compiler_options(config.model, forms))
   placed = {}  # the last bundle's parameters, on the mesh
 
