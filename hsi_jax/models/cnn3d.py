@@ -43,7 +43,7 @@ class CNN3D(nn.Module):
       pad = (1, 1, 1) if name == "conv1" and x.shape[1] == 3 else (0, 0, 0 if name == "conv1" else 1)
       x = jnp.pad(x, [(0, 0)] + [(p, p) for p in pad] + [(0, 0)])
       x = layers.Conv3D(features, kernel, self.conv, (1, 1, stride), "VALID",
-                        init="kaiming_normal", name=name)(x)
+                        initializer="kaiming_normal", name=name)(x)
       x = nn.relu(x) if relu else x
     x = x.reshape(x.shape[0], -1)
     return layers.dense(x, self.num_classes, "kaiming_normal", name="classifier")

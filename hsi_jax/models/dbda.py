@@ -56,7 +56,7 @@ class DBDA(nn.Module):
   bn_epsilon: float
 
   def _conv(self, features, kernel, strides=(1, 1, 1), padding="SAME", name=None):
-    return layers.Conv3D(features, kernel, self.conv, strides, padding, init="torch_default",
+    return layers.Conv3D(features, kernel, self.conv, strides, padding, initializer="torch_default",
                          name=name)
 
   def _bn_mish(self, x, train: bool, name=None):

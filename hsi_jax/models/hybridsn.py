@@ -35,7 +35,7 @@ class HybridSN(nn.Module):
     x = patch[..., None]
     for i, (features, kernel) in enumerate(zip(self.conv3d_features, self.conv3d_kernels)):
       x = nn.relu(layers.Conv3D(features, tuple(kernel), self.conv, padding="VALID",
-                                init="glorot_uniform", name=f"conv3d_{i + 1}")(x))
+                                initializer="glorot_uniform", name=f"conv3d_{i + 1}")(x))
     n, h, w, b, c = x.shape
     x = x.reshape(n, h, w, b * c)
     k = self.conv2d_kernel

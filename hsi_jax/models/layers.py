@@ -263,13 +263,13 @@ def conv_weights(module: nn.Module, features: int, kernel_size, in_features: int
 
 class Conv3D(nn.Module):
   """Conv3D on (N, H, W, B, C), computed by `conv` (ConvForms.conv3d); its parameters initialised
-  as `init` (initializers: Keras' he_normal kernel and zero bias by default)."""
+  as `initializer` (initializers: Keras' he_normal kernel and zero bias by default)."""
   features: int
   kernel_size: Sequence[int]
   conv: Callable
   strides: Sequence[int] = (1, 1, 1)
   padding: str = "SAME"
-  init: str = "he_normal"
+  initializer: str = "he_normal"
 
   @nn.compact
   def __call__(self, x):
@@ -278,7 +278,8 @@ class Conv3D(nn.Module):
     concatenated copy: DA-IMRN's stage inputs are a block output and an attended one)."""
     parts = tuple(x) if isinstance(x, (tuple, list)) else (x,)
     widths = [part.shape[-1] for part in parts]
-    kernel, bias = conv_weights(self, self.features, self.kernel_size, sum(widths), self.init)
+    kernel, bias = conv_weights(self, self.features, self.kernel_size, sum(widths),
+                                self.initializer)
     strides = tuple(self.strides)
     if len(parts) > 1 and tuple(self.kernel_size) == (1, 1, 1):
       rows = jnp.split(kernel, np.cumsum(widths)[:-1], axis=3)

@@ -43,7 +43,7 @@ class SSRN(nn.Module):
   bn_epsilon: float
 
   def _conv(self, features, kernel, strides=(1, 1, 1), padding="SAME", name=None):
-    return layers.Conv3D(features, kernel, self.conv, strides, padding, init="he_normal",
+    return layers.Conv3D(features, kernel, self.conv, strides, padding, initializer="he_normal",
                          name=name)
 
   def _bn_relu(self, x, train: bool):
