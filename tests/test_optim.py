@@ -82,7 +82,8 @@ def test_first_step_weights():
 
 def test_make_optimizer_rejects_unknown_name_and_builds_each():
   config = ml_collections.ConfigDict(dict(optimizer="keras_nadam", learning_rate=1e-3, lr_decay=0.1,
-                                          lr_decay_every=20, epochs=100, **NADAM))
+                                          lr_decay_every=20, epochs=100, rho=0.9,  # rmsprop's
+                                          **NADAM))
   params = {"w": jnp.ones(3)}
   for name in optim.OPTIMIZERS:
     config.optimizer = name
