@@ -101,7 +101,11 @@ def test_profile_mode_lists_the_steps_ops_with_their_model_code(monkeypatch):
   # One loop of 2 steps, called twice: a warm-up call, then the traced one.
   (loop,) = loops
   assert len(loop.seconds) == 2
-  assert figures["wall_ms_per_step"] == pytest.approx(loop.seconds[1] * 1e3 / 2, rel=0.05, abs=1)
+  # The reported wall time holds the traced call (rounded to 0.1 ms) and little more: the calls
+  # around it run under the profiler's Python tracer, which slows them by a few ms; the trace's
+  # collection and writing (hundreds of ms) would be far outside.
+  call_ms = loop.seconds[1] * 1e3 / 2
+  assert call_ms - 0.05 <= figures["wall_ms_per_step"] <= call_ms * 1.3 + 2
   # The wall time per step holds the step's ops: no op takes longer than its step, and the ops of
   # a step, run at most os.cpu_count() at a time, take no more than that many step times.
   assert figures["top_ops"][0]["ms_per_step"] <= figures["wall_ms_per_step"]
