@@ -24,6 +24,8 @@ CALIBRATION_FRACTION = 0.11
 # and SV (configs/ip.py sets IP's own spatial ones).
 DA_IMRN_SPATIAL_KERNELS = ((3, 3, 1), (5, 5, 1), (7, 7, 1))
 DA_IMRN_SPECTRAL_KERNELS = ((1, 1, 3), (1, 1, 5), (1, 1, 7))
+# The comparison's rows (issue 25): a spectral baseline, SSAN, the zoo, DA-IMRN.
+COMPARE_MODELS = ("svm", "ssan", "ssrn", "hybridsn", "dbda", "cnn3d", "da_imrn")
 
 
 def base_config(scene: str) -> ml_collections.ConfigDict:
@@ -42,6 +44,10 @@ def base_config(scene: str) -> ml_collections.ConfigDict:
   # Where compiled programs are kept between processes (hsi_jax/compile_cache.py): "" = the user's
   # cache directory, "off", or a directory; $HSI_JAX_COMPILE_CACHE overrides it.
   config.compile_cache = ""
+  # launch/compare.py's table: its rows (each a model= option of the scene config), protocols and
+  # partitions (not what a run computes: workdir.EXECUTION_LEAVES).
+  config.compare = ml_collections.ConfigDict(dict(
+      models=COMPARE_MODELS, protocols=("pixels", "blocks"), partitions=(1, 2, 3, 4, 5)))
   return config
 
 

@@ -142,6 +142,21 @@ def _step_setup(config) -> _StepSetup:
   return _StepSetup(model, train_step, make_inputs, state, inputs, targets, jit)
 
 
+def forward_flops(config) -> float:
+  """XLA's FLOP count of the network's forward pass (inference mode, plain convolutions) on one
+  input patch: a pixel model's spectrum and S x S neighbourhood (one pixel classified), DA-IMRN's
+  p x p window (its p * p pixels classified at once)."""
+  scene = io.scene_of(config)
+  model_config = config.model.copy_and_resolve_references()
+  model_config.fast_conv = False
+  model = models.build_model(model_config, scene.num_classes, models.conv_forms("cpu", False))
+  windowed = families.family_of(config.model.name) is families.windows
+  inputs, _ = (_window_inputs if windowed else _pixel_inputs)(config, scene, 1,
+                                                             np.random.default_rng(0))
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), *inputs, train=False))
+  return _flops(lambda v, x: model.apply(v, *x, train=False), (variables, inputs))
+
+
 def _compiled_step_loop(setup: _StepSetup, loop_steps: int):
   """(the compiled loop of `loop_steps` train steps with the state donated, its arguments
   (state, *inputs, *targets))."""

@@ -280,9 +280,13 @@ def _train(config, configs, splits, scene, workdir, run_dirs, family, mesh):
     bundle = _save_bundle(program, best_states, k, single, split, scene, run_dir)
     run = workdir_lib.evaluate_map(single, run_dir, split, scene,  # the map is the bundle's,
                                    inference.predict_map(reader, predictor, bundle))  # as predict's
+    info = program.run_info(best_states, k)
+    if "control_map" in info:  # the pixel models under `blocks`: the masked-input control
+      info["control"] = workdir_lib.evaluate_control(run_dir, split, scene,
+                                                     info.pop("control_map"))
     run.update(num_params=num_params, round_name=name,
                best_round=int(loop.best_round[k]) + 1, rounds_run=int(loop.rounds_run[k]),
-               best_val_accuracy=float(loop.best_val[k]), **program.run_info(best_states, k),
+               best_val_accuracy=float(loop.best_val[k]), **info,
                train_seconds=round(float(loop.train_seconds), 2),  # shared by all seeds
                device=jax.devices()[0].device_kind, num_devices=jax.device_count())
     runs.append(run)

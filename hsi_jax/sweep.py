@@ -16,7 +16,8 @@ from typing import Optional, Sequence
 import numpy as np
 from ml_collections import config_flags
 
-from hsi_jax import config_util, fileutil, run as run_lib, validate, workdir as workdir_lib
+from hsi_jax import (benchmark, config_util, families, fileutil, run as run_lib, validate,
+                     workdir as workdir_lib)
 from hsi_jax.data import audit, split_files
 from hsi_jax.evaluate.metrics import SUMMARY_KEYS
 
@@ -141,31 +142,63 @@ def leakage_of(workdirs: Sequence[pathlib.Path]) -> float:
   return float(np.mean(fractions))
 
 
-def compare_protocols(base: str, model_names: Sequence[str], protocols: Sequence[str],
+def compare_protocols(base: str, models_: Sequence[str], protocols: Sequence[str],
                       partitions: Sequence[int], root, base_overrides=()) -> tuple[str, dict]:
   """Every model under every protocol over the partitions: (markdown table, summaries).
 
-  base_overrides (the launcher's --config.x=... values) apply to every run. Each protocol's
-  column header carries the leakage audit of its splits: the share of test pixels
-  inside a training input window (the 27 x 27 neighbourhoods under `pixels`; the DA-IMRN windows
-  under `blocks`, outside which the pixel models' training inputs are zeroed)."""
-  summaries, leakage = {}, {}
-  for protocol in protocols:
-    for name in model_names:
+  base_overrides (the launcher's --config.x=... values) apply to every run. Per model: its parameters and forward FLOPs per input patch
+  (benchmark.forward_flops), OA / AA / kappa mean ± std per protocol, the masked-input control
+  (results.json "control": the pixel models under `blocks`, whose test inputs then read what
+  training inputs read) and the mean training seconds of a run. Each protocol's column header
+  carries the leakage audit of its splits: the share of test pixels inside a training input
+  window (the neighbourhoods under `pixels`; the DA-IMRN windows under `blocks`, outside which the
+  pixel models' training inputs are zeroed)."""
+  summaries, leakage, rows = {}, {}, []
+  for name in models_:
+    row = {}
+    for protocol in protocols:
       variant = Variant(f"{name}_{protocol}",
                         config_util.with_options(base, model=name, protocol=protocol),
-                        tuple(base_overrides))
-      summaries[variant.name] = summarize(run_variant(variant, partitions, root))
+                        base_overrides)
+      results = run_variant(variant, partitions, root)
+      row[protocol] = summarize(results)
+      if all("control" in r for r in results):
+        row[protocol]["control"] = summarize([r["control"] for r in results])
+      row[protocol]["train_seconds"] = float(np.mean([r["train_seconds"] for r in results]))
+      row.setdefault("num_params", results[0].get("num_params"))
+      summaries[variant.name] = row[protocol]
       leakage.setdefault(protocol, leakage_of(
           [pathlib.Path(root) / variant.name / f"partition{k}" for k in partitions]))
-  header = ["model"] + [f"{p}: OA % / AA % / kappa (test pixels in a training input: "
-                        f"{100 * leakage[p]:.1f} %)" for p in protocols]
+    config = variant_config(Variant(name, config_util.with_options(base, model=name),
+                                    base_overrides))
+    row["flops"] = (benchmark.forward_flops(config) if families.is_neural(name) else None)
+    summaries[name] = dict(num_params=row["num_params"], forward_flops=row["flops"])
+    rows.append((name, row))
+  return format_comparison(rows, protocols, leakage), dict(summaries=summaries, leakage=leakage)
+
+
+def format_comparison(rows, protocols: Sequence[str], leakage: dict) -> str:
+  """The comparison's markdown (compare_protocols): one line per model."""
+  header = ["model", "parameters", "forward MFLOP / patch"]
+  for protocol in protocols:
+    header.append(f"{protocol}: OA % / AA % / kappa (test pixels in a training input: "
+                  f"{100 * leakage[protocol]:.1f} %)")
+    if any("control" in row[protocol] for _, row in rows):
+      header.append(f"{protocol}, control (test inputs masked as training inputs)")
+  header.append("training s / run (" + " / ".join(protocols) + ")")
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  for name in model_names:
-    cells = [" / ".join(format_cell(summaries[f"{name}_{p}"], k) for k in SUMMARY_KEYS)
-             for p in protocols]
-    lines.append(f"| {name} | " + " | ".join(cells) + " |")
-  return "\n".join(lines), dict(summaries=summaries, leakage=leakage)
+  for name, row in rows:
+    cells = [name, "—" if row["num_params"] is None else f"{row['num_params']:,}",
+             "—" if row["flops"] is None else f"{row['flops'] / 1e6:,.2f}"]
+    for protocol in protocols:
+      summary = row[protocol]
+      cells.append(" / ".join(format_cell(summary, k) for k in SUMMARY_KEYS))
+      if any("control" in r[protocol] for _, r in rows):
+        cells.append(" / ".join(format_cell(summary["control"], k) for k in SUMMARY_KEYS)
+                     if "control" in summary else "= test (reads no neighbour / own window)")
+    cells.append(" / ".join(f"{row[p]['train_seconds']:,.0f}" for p in protocols))
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
 
 
 def write_table(path, table: str, summaries: dict) -> None:

@@ -149,6 +149,13 @@ def validate(config) -> None:
     if has("split.per_class") and has("split.fraction") and (config.split.per_class is None) == (
         config.split.fraction is None):
       problems.append("split: set exactly one of split.per_class and split.fraction")
+  if has("compare"):  # launch/compare.py's table
+    check("compare.models", lambda v: len(v) > 0 and all(m in families.NAMES for m in v),
+          f"a non-empty list of model names ({', '.join(families.NAMES)})")
+    check("compare.protocols", lambda v: len(v) > 0 and all(p in splits.PROTOCOLS for p in v),
+          f"a non-empty list of protocols ({', '.join(splits.PROTOCOLS)})")
+    check("compare.partitions", lambda v: len(v) > 0 and all(integer(0)[0](k) for k in v),
+          "a non-empty list of partitions, integers >= 0")
   check("model.name", *one_of(families.NAMES))
   if not has("model.name") or config.model.name not in families.NAMES:
     raise ConfigError("Bad config: " + "; ".join(problems) + ".")  # the rest is per family

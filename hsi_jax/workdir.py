@@ -161,9 +161,10 @@ def check_inputs(workdir: pathlib.Path, inputs: dict) -> None:
                          "with other data. Put the original file back, or use a new --workdir.")
 
 
-# Config leaves that say how a run executes, not what it computes: a resumed run may differ in
-# them (and a work directory of a run from before they existed lacks them).
-EXECUTION_LEAVES = ("compile_cache",)
+# Config entries that do not change what a run computes -- how it executes, the comparison table it
+# may be a cell of (launch/compare.py): a resumed run may differ in them (and a work directory of a
+# run from before they existed lacks them).
+EXECUTION_LEAVES = ("compile_cache", "compare")
 
 
 def check_same_config(config, workdir: pathlib.Path) -> bool:
@@ -241,12 +242,9 @@ def evaluate_map(config, run_dir: pathlib.Path, split: splits_lib.Split, scene: 
   """Writes map.npy / map.png (prediction (H, W): a class id for every pixel) and returns the
   metrics at the split's test pixels, read from the map: the run's part of results.json (which
   the caller writes)."""
-  with fileutil.atomic_path(run_dir / "map.npy") as tmp:
-    with open(tmp, "wb") as file:
-      np.save(file, prediction)
+  _save_map(run_dir / "map.npy", prediction)
   test = split.test > 0
-  confusion = np.asarray(metrics_lib.confusion_matrix(
-      jnp.asarray(split.test[test]), jnp.asarray(prediction[test]), scene.num_classes))
+  confusion = _test_confusion(split, prediction, scene.num_classes)
   protocol = split.info["protocol"]  # "file" for a user's split file
   results = dict(scene=config.scene, model=config.model.name, protocol=protocol,
                  seed=config.seed, partition=config.partition, split_hash=split.content_hash(),
@@ -257,3 +255,26 @@ def evaluate_map(config, run_dir: pathlib.Path, split: splits_lib.Split, scene: 
                  f"{config.scene} {config.model.name}, {protocol} partition "
                  f"{config.partition}: OA {100 * results['oa']:.2f} %")
   return results
+
+
+def evaluate_control(run_dir: pathlib.Path, split: splits_lib.Split, scene: io.SceneData,
+                     control_map: np.ndarray) -> dict:
+  """Writes control_map.npy (classes at the test pixels from the masked-input control's inputs:
+  pixel_inputs.own_window_rows; 0 elsewhere) and returns OA / AA / kappa read from it at the
+  split's test pixels."""
+  _save_map(run_dir / "control_map.npy", control_map)
+  summary = metrics_lib.summarize(_test_confusion(split, control_map, scene.num_classes))
+  return {key: summary[key] for key in metrics_lib.SUMMARY_KEYS + ("num_test_pixels",)}
+
+
+def _save_map(path: pathlib.Path, prediction: np.ndarray) -> None:
+  with fileutil.atomic_path(path) as tmp:
+    with open(tmp, "wb") as file:
+      np.save(file, prediction)
+
+
+def _test_confusion(split: splits_lib.Split, prediction: np.ndarray, num_classes: int):
+  """(C, C) counts of the prediction at the split's test pixels."""
+  test = split.test > 0
+  return np.asarray(metrics_lib.confusion_matrix(
+      jnp.asarray(split.test[test]), jnp.asarray(prediction[test]), num_classes))

@@ -239,6 +239,43 @@ def test_no_val_or_test_value_reaches_a_training_input_under_blocks(indian_pines
                               _training_inputs(config, poisoned, split)[0])
 
 
+def _control_patch(config, cube, split, row):
+  """The masked-input control's patch for one test pixel (its own_window_rows row)."""
+  data = pixels.seed_data(config, cube, split, pixels.fit_preprocessing(config, cube, split))
+  images = (jnp.asarray(data.patch_image), jnp.asarray(data.train_patch_image))
+  return np.asarray(pixel_step.own_window_inputs(jnp.asarray(data.spectra), images,
+                                                 jnp.asarray(row[None]),
+                                                 config.data.neighbourhood)[1][0])
+
+
+def test_the_control_reads_the_training_region_and_the_test_pixels_own_tile(indian_pines):
+  """The masked-input control (the blocks column's control): a test pixel's input reads the
+  training region and its own test tile, as a training input reads the training region and its
+  own window. Noise everywhere else (other test tiles, validation windows) leaves it unchanged;
+  noise in its own tile changes it. Under `pixels` there is no control (inputs read the scene)."""
+  config = config_util.load_config(f"{IP}:model=ssan,protocol=blocks")
+  split, _, _ = split_sources.split_from_config(config, labels=indian_pines)
+  rows = pixel_inputs.own_window_rows(split)
+  test_pixels = np.argwhere(split.test > 0)
+  np.testing.assert_array_equal(rows[:, :2], test_pixels)
+  inside = ((rows[:, 2] <= rows[:, 0]) & (rows[:, 0] < rows[:, 4]) & (rows[:, 3] <= rows[:, 1])
+            & (rows[:, 1] < rows[:, 5]))
+  assert inside.all() and {tuple(t) for t in rows[:, 2:]} <= {tuple(t) for t in split.test_tiles}
+  region = pixel_inputs.training_region(split)
+  rng = np.random.default_rng(0)
+  for row in rows[np.random.default_rng(1).choice(len(rows), 3, replace=False)]:
+    own = np.zeros(region.shape, bool)
+    own[row[2]:row[4], row[3]:row[5]] = True
+    clean = _control_patch(config, indian_pines.cube, split, row)
+    for noisy, changes in ((~(region | own), False), (own, True)):
+      poisoned = indian_pines.cube.copy()
+      poisoned[noisy] = rng.uniform(0, 1e4, poisoned[noisy].shape)
+      assert changes == (not np.array_equal(clean, _control_patch(config, poisoned, split, row)))
+  pixels_split, _, _ = split_sources.split_from_config(
+      config_util.load_config(f"{IP}:model=ssan,protocol=pixels"), labels=indian_pines)
+  assert pixel_inputs.own_window_rows(pixels_split) is None
+
+
 def test_pixels_protocol_audit_sees_the_27x27_leak(indian_pines):
   config = config_util.load_config(f"{IP}:model=ssan,protocol=pixels")
   assert config.split.patch == 27

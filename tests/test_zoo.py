@@ -233,6 +233,11 @@ def test_each_network_runs_two_seeds_in_one_program_and_predicts_its_map(name, t
     test = split.test > 0
     assert prediction.shape == (47, 53)
     assert seed_results["oa"] == pytest.approx(np.mean(prediction[test] == split.test[test]))
+    # The masked-input control (a `blocks` run): classes at the test pixels only, its metrics
+    # read from them.
+    control = np.load(seed_dir / "control_map.npy")
+    assert np.all((control > 0) == test)
+    assert seed_results["control"]["oa"] == pytest.approx(np.mean(control[test] == split.test[test]))
     summary = predict.predict(workdir, scene["cube"], tmp_path / f"predicted{k}", seed=k, tile=32)
     np.testing.assert_array_equal(np.load(tmp_path / f"predicted{k}" / "map.npy"), prediction)
     assert summary["no_data_pixels"] == 0

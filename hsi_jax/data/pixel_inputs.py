@@ -133,6 +133,29 @@ def training_region(split: splits_lib.Split) -> np.ndarray:
   return (split.train > 0) | audit.coverage(split.train_windows, split.train.shape)
 
 
+def own_window_rows(split: splits_lib.Split):
+  """(M, 6) int32 rows (r, c, r0, c0, r1, c1): each test pixel and its own test tile (the first
+  that holds it; the pixel alone if none does), for the masked-input control -- or None where
+  training inputs read the whole scene (`pixels`: the control is the test itself).
+
+  Under `blocks` a training input reads the training region (training_region: its own window and
+  the other training windows around it) and zeros elsewhere. The control reads a test pixel's
+  neighbourhood the same way: the training region plus the pixel's own test tile, zeros at every
+  other test tile and at the validation windows. The drop from the control to the plain test is
+  what the train / test input mismatch costs; nothing in it is leakage."""
+  if split.info["protocol"] not in ("blocks", "npz"):
+    return None
+  pixels = np.argwhere(split.test > 0).astype(np.int32)
+  owner = np.full(split.test.shape, -1, np.int64)
+  for index in range(len(split.test_tiles) - 1, -1, -1):  # the first tile holding a pixel wins
+    r0, c0, r1, c1 = split.test_tiles[index]
+    owner[r0:r1, c0:c1] = index
+  tiles = np.concatenate([pixels, pixels + 1], axis=1)  # no tile: the pixel's own 1 x 1
+  held = owner[pixels[:, 0], pixels[:, 1]]
+  tiles[held >= 0] = split.test_tiles[held[held >= 0]]
+  return np.concatenate([pixels, tiles], axis=1).astype(np.int32)
+
+
 def fit_mask(split: splits_lib.Split, fit_stats: str) -> np.ndarray:
   """(H, W) bool: the pixels input statistics are fitted on -- the training pixels ("train"), or
   the whole scene ("scene", the SSAN code's, which lets test pixels shape the inputs)."""

@@ -134,6 +134,11 @@ def make_program(config, scene, splits, mesh) -> program_lib.Program:
     return dict(preprocessing=fitted[k],
                 variables=jax.tree.map(lambda x: np.asarray(x[k]), best_states.variables))
 
+  control_rows = [pixel_inputs.own_window_rows(s) for s in splits]
+  run_info = lambda best_states, k: {}  # noqa: E731  (`pixels`: no control, the test is one)
+  if all(rows is not None for rows in control_rows):
+    run_info = _control(model, config, mesh, num_seeds, options, data, splits, control_rows)
+
   return program_lib.Program(
       data=data, init=program_lib.init_fn(state_lib.make_init(model, optimizer, example), mesh, num_seeds),
       train_chunk=jax.jit(train_chunk, donate_argnums=0, out_shardings=(
@@ -141,7 +146,32 @@ def make_program(config, scene, splits, mesh) -> program_lib.Program:
       val_predictions=val_predictions, val_accuracy=val_accuracy, seed_bundle=seed_bundle,
       num_rounds=num_rounds, steps_per_round=steps,
       seed_steps=(steps,) * num_seeds, batch_size=batch_size, chunk_steps=chunk_steps,
-      round_name=ROUND_NAME)
+      round_name=ROUND_NAME, run_info=run_info)
+
+
+def _control(model, config, mesh, num_seeds, options, data, splits, control_rows):
+  """run_info(best_states, k) -> {"control_map": (H, W) int32, seed k's classes at its test
+  pixels with the masked-input control's inputs (pixel_inputs.own_window_rows), 0 elsewhere}; every
+  seed is predicted at once on the first call for a best state."""
+  predict = pixel_step.make_pixel_predict(model, config.data.neighbourhood, mesh,
+                                          config.train.eval_batch_size,
+                                          cut=pixel_step.own_window_inputs)
+  predictions = program_lib.jit_over_seeds(
+      lambda state, data, rows: predict(state.variables, data.spectra,
+                                        (data.patch_image, data.train_patch_image), rows),
+      mesh, num_seeds, compiler_options=options)
+  rows = parallel.put(program_lib.pad_rows(control_rows, 0), program_lib.seed_sharding(mesh))
+  done = {}
+
+  def run_info(best_states, k):
+    if done.get("states") is not best_states:
+      done.update(states=best_states, classes=np.asarray(predictions(best_states, data, rows)))
+    pixels = control_rows[k][:, :2]
+    control_map = np.zeros(splits[k].test.shape, np.int32)
+    control_map[pixels[:, 0], pixels[:, 1]] = done["classes"][k, :len(pixels)]
+    return dict(control_map=control_map)
+
+  return run_info
 
 
 def make_tile_predictor(config, num_classes: int, mesh) -> inference.TilePredictor:

@@ -45,6 +45,21 @@ def inputs_at(spectra, padded_image, pixels, size: int):
   return spectrum, patches.gather(padded_image, pixels - size // 2, size)
 
 
+def own_window_inputs(spectra, images, rows, size: int):
+  """The masked-input control (pixel_inputs.own_window_rows): images = (patch_image,
+  train_patch_image), rows (N, 6) = (r, c, r0, c0, r1, c1) -> (spectrum (N, B), patch (N, S, S,
+  K)) read from the scene inside the pixel's own window (r0:r1, c0:c1) and from the training
+  inputs' image (zero outside the training region) everywhere else."""
+  image, train_image = images
+  spectrum, patch = inputs_at(spectra, image, rows[:, :2], size)
+  masked = patches.gather(train_image, rows[:, :2] - size // 2, size)
+  offsets = jnp.arange(size) - size // 2
+  scene_rows, scene_cols = rows[:, :1] + offsets, rows[:, 1:2] + offsets  # (N, S) each
+  own = (((scene_rows >= rows[:, 2:3]) & (scene_rows < rows[:, 4:5]))[:, :, None]
+         & ((scene_cols >= rows[:, 3:4]) & (scene_cols < rows[:, 5:6]))[:, None, :])
+  return spectrum, jnp.where(own[..., None], patch, masked)
+
+
 def kernel_l2_penalty(params) -> jax.Array:
   """Sum of the squares of every convolution kernel (a parameter named `kernel` with more than two
   axes): Keras' kernel_regularizer=l2 on convolutions, without its factor."""
@@ -126,35 +141,35 @@ def make_pixel_train_chunk(model, optimizer, size: int, mesh: Mesh, chunk_steps:
   return train_chunk
 
 
-def make_pixel_logits(model, size: int, mesh: Mesh, chunk: int):
-  """logits(variables, spectra, padded_image, pixels (M, 2)) -> (M, C) float32, `chunk` pixels at
-  a time, each chunk sharded over `data` (pure); variables: {"params", and "batch_stats" where the
-  network has BatchNorm}."""
+def make_pixel_logits(model, size: int, mesh: Mesh, chunk: int, cut=inputs_at):
+  """logits(variables, spectra, images, rows (M, R)) -> (M, C) float32, `chunk` rows at a time,
+  each chunk sharded over `data` (pure); variables: {"params", and "batch_stats" where the network
+  has BatchNorm}. cut(spectra, images, rows, size) -> a chunk's inputs: inputs_at (images = the
+  padded patch image, rows = pixels (M, 2)) or own_window_inputs (the control)."""
   chunk = max(mesh.shape["data"], chunk - chunk % mesh.shape["data"])
   batch_sharding = NamedSharding(mesh, P("data"))
 
-  def logits(variables, spectra, padded_image, pixels):
-    count = pixels.shape[0]
-    padded = jnp.concatenate([pixels, jnp.zeros((-count % chunk, 2), pixels.dtype)])
+  def logits(variables, spectra, images, rows):
+    count, width = rows.shape
+    padded = jnp.concatenate([rows, jnp.zeros((-count % chunk, width), rows.dtype)])
 
-    def one_chunk(chunk_pixels):
+    def one_chunk(chunk_rows):
       spectrum, patch = jax.lax.with_sharding_constraint(
-          inputs_at(spectra, padded_image, chunk_pixels, size), batch_sharding)
+          cut(spectra, images, chunk_rows, size), batch_sharding)
       return model.apply(variables, spectrum, patch, train=False)
 
-    scores = jax.lax.map(one_chunk, padded.reshape(-1, chunk, 2))
+    scores = jax.lax.map(one_chunk, padded.reshape(-1, chunk, width))
     return scores.reshape((-1, scores.shape[-1]))[:count]
 
   return logits
 
 
-def make_pixel_predict(model, size: int, mesh: Mesh, chunk: int):
-  """predict(variables, spectra, padded_image, pixels (M, 2)) -> (M,) int32 class ids 1..C
-  (pure)."""
-  logits = make_pixel_logits(model, size, mesh, chunk)
+def make_pixel_predict(model, size: int, mesh: Mesh, chunk: int, cut=inputs_at):
+  """predict(variables, spectra, images, rows (M, R)) -> (M,) int32 class ids 1..C (pure; the
+  arguments as make_pixel_logits')."""
+  logits = make_pixel_logits(model, size, mesh, chunk, cut)
 
-  def predict(variables, spectra, padded_image, pixels):
-    return jnp.argmax(logits(variables, spectra, padded_image, pixels),
-                      axis=-1).astype(jnp.int32) + 1
+  def predict(variables, spectra, images, rows):
+    return jnp.argmax(logits(variables, spectra, images, rows), axis=-1).astype(jnp.int32) + 1
 
   return predict
