@@ -142,19 +142,20 @@ def leakage_of(workdirs: Sequence[pathlib.Path]) -> float:
   return float(np.mean(fractions))
 
 
-def compare_protocols(base: str, models_: Sequence[str], protocols: Sequence[str],
+def compare_protocols(base: str, model_names: Sequence[str], protocols: Sequence[str],
                       partitions: Sequence[int], root, base_overrides=()) -> tuple[str, dict]:
   """Every model under every protocol over the partitions: (markdown table, summaries).
 
-  base_overrides (the launcher's --config.x=... values) apply to every run. Per model: its parameters and forward FLOPs per input patch
-  (benchmark.forward_flops), OA / AA / kappa mean ± std per protocol, the masked-input control
+  base_overrides (the launcher's --config.x=... values) apply to every run. Per model: its
+  parameters and forward FLOPs per input patch (benchmark.forward_flops), OA / AA / kappa mean ±
+  std per protocol, the masked-input control
   (results.json "control": the pixel models under `blocks`, whose test inputs then read what
   training inputs read) and the mean training seconds of a run. Each protocol's column header
   carries the leakage audit of its splits: the share of test pixels inside a training input
   window (the neighbourhoods under `pixels`; the DA-IMRN windows under `blocks`, outside which the
   pixel models' training inputs are zeroed)."""
   summaries, leakage, rows = {}, {}, []
-  for name in models_:
+  for name in model_names:
     row = {}
     for protocol in protocols:
       variant = Variant(f"{name}_{protocol}",
