@@ -29,8 +29,9 @@ setup(
         "rasterio>=1.4",
     ],
     extras_require={
-        "test": ["pytest>=8", "scikit-learn>=1.4", "ruff==0.17.6"],
-        "dev": ["pytest>=8", "scikit-learn>=1.4", "ruff==0.17.6", "pre-commit>=3"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "scikit-learn>=1.4", "ruff==0.17.6"],
+        "dev": ["pytest>=8", "pytest-xdist>=3.5", "scikit-learn>=1.4", "ruff==0.17.6",
+                "pre-commit>=3"],
         "baselines": ["scikit-learn>=1.4"],
         "gpu": ["jax[cuda12]==0.10.2"],
     },

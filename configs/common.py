@@ -133,7 +133,8 @@ def ssan_sections(config, *, model: str, runlocal: bool) -> None:
 
 # The zoo (docs/models.md): each network's official recipe, section by section (docs/decisions.md,
 # "SSRN", "HybridSN", "DBDA", "3-D CNN" for where each value comes from), and what `runlocal`
-# shrinks (widths and epochs, to check the whole run on a CPU in minutes).
+# shrinks (widths and epochs: an IP run in a few minutes on 2 CPU cores, the reduced rows of the
+# comparison table; tests shorten them further).
 ZOO = {
     "ssrn": dict(  # zilongzhong/SSRN (Keras 2.0): build_resnet_8, RMSprop, 200 epochs
         model=dict(filters=24, band_features=128, spectral_kernel=7, spectral_stride=2,
@@ -144,7 +145,7 @@ ZOO = {
         train=dict(optimizer="rmsprop", learning_rate=3e-4, rho=0.9, eps=1e-8, batch_size=16,
                    epochs=200, patience=200,  # the code's EarlyStopping(patience=200): never
                    kernel_l2=1e-4),           # l2(1e-4) on every convolution kernel
-        runlocal=dict(model=dict(filters=8, band_features=32), train=dict(epochs=2, patience=2))),
+        runlocal=dict(model=dict(filters=8, band_features=32), train=dict(epochs=20, patience=20))),
     "hybridsn": dict(  # gokriznastic/HybridSN notebook (Keras): Adam with decay, 100 epochs
         model=dict(conv3d_features=(8, 16, 32), conv3d_kernels=((3, 3, 7), (3, 3, 5), (3, 3, 3)),
                    conv2d_features=64, conv2d_kernel=3, dense_units=(256, 128), dropout_rate=0.4),
@@ -156,7 +157,7 @@ ZOO = {
         runlocal=dict(model=dict(conv3d_features=(4, 8, 16), conv2d_features=16,
                                  dense_units=(64, 32)),
                       data=dict(neighbourhood=11, pca_components=15),
-                      train=dict(epochs=4, patience=4))),
+                      train=dict(epochs=20, patience=20))),
     "dbda": dict(  # lironui/Double-Branch-Dual-Attention (PyTorch): Adam, cosine, 200 epochs
         model=dict(first_features=24, growth=12, dense_layers=3, spectral_kernel=7,
                    spectral_stride=2, spatial_kernel=3, dropout_rate=0.5,
@@ -166,13 +167,13 @@ ZOO = {
                    batch_size=16, epochs=200,
                    patience=20,        # the code's early_num (on validation loss there)
                    cosine_period=15),  # CosineAnnealingLR(T_max=15), stepped with the epoch
-        runlocal=dict(model=dict(first_features=8, growth=4), train=dict(epochs=2, patience=2))),
+        runlocal=dict(model=dict(first_features=8, growth=4), train=dict(epochs=8, patience=8))),
     "cnn3d": dict(  # nshaud/DeepHyperX HamidaEtAl: SGD, 100 epochs
         model=dict(),
         data=dict(neighbourhood=5, patch_bands="all", patch_scaling="cube_minmax"),
         train=dict(optimizer="sgd", learning_rate=0.01, weight_decay=5e-4, batch_size=100,
                    epochs=100, patience=100),  # its ReduceLROnPlateau: not here (decisions.md)
-        runlocal=dict(train=dict(epochs=3, patience=3))),
+        runlocal=dict(train=dict(epochs=20, patience=20))),
 }
 
 

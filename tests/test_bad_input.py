@@ -26,6 +26,9 @@ from hsi_jax import config_util, workdir as workdir_lib
 from hsi_jax.data import io, rasters, split_sources, splits
 from hsi_jax.evaluate import metrics
 
+# A module-scoped fixture builds its inputs once: under pytest-xdist (README) one worker runs them all.
+pytestmark = pytest.mark.xdist_group("bad_input")
+
 TABLE = REPO / "docs" / "bad_input.md"
 IP_CUBE_KEY, IP_GT_KEY = "indian_pines_corrected", "indian_pines_gt"
 

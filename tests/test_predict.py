@@ -17,6 +17,9 @@ from hsi_jax.data import io, rasters, split_sources
 
 from conftest import REPO
 
+# A module-scoped fixture builds its inputs once: under pytest-xdist (README) one worker runs them all.
+pytestmark = pytest.mark.xdist_group("predict")
+
 IP_MAT = io.BUNDLED_DIR / "Indian_pines_corrected.mat"
 TRANSFORM = (20.0, 0.0, 630000.0, 0.0, -20.0, 4500000.0)  # 20 m pixels, UTM zone 16N
 RUNS = {  # reduced runs (runlocal, shortened): what is tested is the map's path, not accuracy

@@ -10,6 +10,9 @@ from rasterio.crs import CRS
 
 from hsi_jax.data import io, rasters
 
+# A module-scoped fixture builds its inputs once: under pytest-xdist (README) one worker runs them all.
+pytestmark = pytest.mark.xdist_group("rasters")
+
 CRS_32616 = "EPSG:32616"
 TRANSFORM = (20.0, 0.0, 500000.0, 0.0, -20.0, 4500000.0)  # 20 m pixels, north up
 # Windows that cut through the 145 x 145 scene (and the 256-pixel tiles / row blocks of its files).

@@ -9,6 +9,9 @@ from hsi_jax.data import audit, split_sources, splits
 
 from conftest import REPO
 
+# A module-scoped fixture builds its inputs once: under pytest-xdist (README) one worker runs them all.
+pytestmark = pytest.mark.xdist_group("splits")
+
 SCENES = ("ip", "pu", "sv")
 # Mean per-class train / val pixels of the 5 official partitions (docs/decisions.md, "IP
 # partition" and "PU and SV partitions").

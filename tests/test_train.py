@@ -24,6 +24,9 @@ from hsi_jax.train import losses, progress, step
 
 from conftest import REPO, subprocess_env
 
+# A module-scoped fixture builds its inputs once: under pytest-xdist (README) one worker runs them all.
+pytestmark = pytest.mark.xdist_group("train")
+
 RUNLOCAL = str(REPO / "configs" / "ip.py") + ":runlocal"
 
 
