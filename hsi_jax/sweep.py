@@ -148,9 +148,9 @@ def compare_protocols(base: str, model_names: Sequence[str], protocols: Sequence
 
   base_overrides (the launcher's --config.x=... values) apply to every run. Per model: its
   parameters and forward FLOPs per input patch (benchmark.forward_flops), OA / AA / kappa mean ±
-  std per protocol, the masked-input control
-  (results.json "control": the pixel models under `blocks`, whose test inputs then read what
-  training inputs read) and the mean training seconds of a run. Each protocol's column header
+  std per protocol, the masked-input control (results.json "control": the pixel models under
+  `blocks`, their test inputs read as training inputs are) and the mean training seconds of a
+  run. Each protocol's column header
   carries the leakage audit of its splits: the share of test pixels inside a training input
   window (the neighbourhoods under `pixels`; the DA-IMRN windows under `blocks`, outside which the
   pixel models' training inputs are zeroed)."""

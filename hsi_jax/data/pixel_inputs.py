@@ -141,8 +141,8 @@ def own_window_rows(split: splits_lib.Split):
   Under `blocks` a training input reads the training region (training_region: its own window and
   the other training windows around it) and zeros elsewhere. The control reads a test pixel's
   neighbourhood the same way: the training region plus the pixel's own test tile, zeros at every
-  other test tile and at the validation windows. The drop from the control to the plain test is
-  what the train / test input mismatch costs; nothing in it is leakage."""
+  other test tile and at the validation windows. The control's gain over the plain test is what
+  the train / test input mismatch costs; nothing in it is leakage."""
   if split.info["protocol"] not in ("blocks", "npz"):
     return None
   pixels = np.argwhere(split.test > 0).astype(np.int32)
