@@ -17,9 +17,6 @@ from hsi_jax.data import io, rasters, split_sources
 
 from conftest import REPO
 
-# A module-scoped fixture builds its inputs once: under pytest-xdist (README) one worker runs them all.
-pytestmark = pytest.mark.xdist_group("predict")
-
 IP_MAT = io.BUNDLED_DIR / "Indian_pines_corrected.mat"
 TRANSFORM = (20.0, 0.0, 630000.0, 0.0, -20.0, 4500000.0)  # 20 m pixels, UTM zone 16N
 RUNS = {  # reduced runs (runlocal, shortened): what is tested is the map's path, not accuracy
@@ -52,6 +49,7 @@ def trained(tmp_path_factory):
   return _Trained(tmp_path_factory)
 
 
+@pytest.mark.xdist_group("predict_trained")  # the module-scoped `trained`: built once
 @pytest.mark.slow
 @pytest.mark.parametrize("model", list(RUNS))
 def test_predict_reproduces_the_runs_map_whole_and_tiled(trained, model, tmp_path):
@@ -73,6 +71,7 @@ def test_predict_reproduces_the_runs_map_whole_and_tiled(trained, model, tmp_pat
     np.testing.assert_array_equal(np.argmax(scores, -1) + 1, expected)
 
 
+@pytest.mark.xdist_group("predict_trained")  # the module-scoped `trained`: built once
 @pytest.mark.slow
 def test_geotiff_and_envi_cubes_predict_the_mat_map_on_their_grid(trained, tmp_path):
   """IP written as a GeoTIFF and as ENVI (with a CRS and transform) predicts the .mat's map;
@@ -126,6 +125,7 @@ def test_a_scene_larger_than_a_tile_is_read_a_tile_at_a_time():
                                                              predictor, bundle, tile=256))
 
 
+@pytest.mark.xdist_group("predict_trained")  # the module-scoped `trained`: built once
 def test_nodata_pixels_are_left_unclassified(trained, tmp_path):
   """A flight line's nodata margin (the file's nodata value) and NaN / all-zero pixels: class 0,
   the others classified."""
@@ -142,6 +142,7 @@ def test_nodata_pixels_are_left_unclassified(trained, tmp_path):
                                                                               != 0] > 0)
 
 
+@pytest.mark.xdist_group("predict_trained")  # the module-scoped `trained`: built once
 def test_values_far_outside_the_training_range_are_warned_about(trained, tmp_path):
   path = tmp_path / "reflectance.npz"
   np.savez(path, cube=io.load_scene("ip").cube / 1e4)  # reflectance, not digital numbers
@@ -149,6 +150,7 @@ def test_values_far_outside_the_training_range_are_warned_about(trained, tmp_pat
   assert any("is the cube scaled as the training scene was?" in w for w in summary["warnings"])
 
 
+@pytest.mark.xdist_group("predict_trained")  # the module-scoped `trained`: built once
 @pytest.mark.slow
 def test_a_run_without_bundle_gets_the_command_and_the_command_makes_it(trained, tmp_path):
   workdir = tmp_path / "old_run"
@@ -166,6 +168,7 @@ def test_a_run_without_bundle_gets_the_command_and_the_command_makes_it(trained,
   assert meta == json.loads((trained["da_imrn"] / "bundle" / "bundle.json").read_text())
 
 
+@pytest.mark.xdist_group("predict_trained")  # the module-scoped `trained`: built once
 @pytest.mark.slow
 def test_a_cube_smaller_than_the_models_window_is_refused_before_writing(trained, tmp_path):
   path = tmp_path / "strip.npz"

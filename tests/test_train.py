@@ -24,9 +24,6 @@ from hsi_jax.train import losses, progress, step
 
 from conftest import REPO, subprocess_env
 
-# A module-scoped fixture builds its inputs once: under pytest-xdist (README) one worker runs them all.
-pytestmark = pytest.mark.xdist_group("train")
-
 RUNLOCAL = str(REPO / "configs" / "ip.py") + ":runlocal"
 
 
@@ -108,6 +105,7 @@ def _da_imrn_params(width, bands=200, patch=4, classes=16, valid_kernels=(1, 1, 
   return total + 2 * channels * classes + classes  # 1x1x1 classifier on both branches
 
 
+@pytest.mark.xdist_group("train_runlocal_run")  # the module-scoped `runlocal_run`: built once
 @pytest.mark.slow
 def test_runlocal_end_to_end_on_indian_pines(runlocal_run):
   workdir, results, seconds = runlocal_run
@@ -147,6 +145,7 @@ def test_runlocal_end_to_end_on_indian_pines(runlocal_run):
   assert results["split_hash"] == split.content_hash()
 
 
+@pytest.mark.xdist_group("train_runlocal_run")  # the module-scoped `runlocal_run`: built once
 @pytest.mark.slow
 def test_finished_or_foreign_workdir_is_refused(runlocal_run, tmp_path):
   workdir, _, _ = runlocal_run
@@ -196,6 +195,7 @@ def launch_train(workdir, *overrides, env=None):
                           env=subprocess_env(**(env or {})))
 
 
+@pytest.mark.xdist_group("train_runlocal_run")  # the module-scoped `runlocal_run`: built once
 @pytest.mark.slow
 def test_resume_after_sigkill_matches_uninterrupted(runlocal_run, tmp_path):
   reference_dir, reference, _ = runlocal_run
