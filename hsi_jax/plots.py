@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import os
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.colors as mcolors  # noqa: E402
-import matplotlib.patches as mpatches  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from hsi_jax import fileutil
 
-from hsi_jax import fileutil  # noqa: E402
+
+def _pyplot():
+  """matplotlib (headless), imported when a picture is drawn: seconds of every launcher's
+  start-up if imported with this module. Returns (pyplot, colors, patches)."""
+  import matplotlib  # noqa: PLC0415  (see the docstring)
+  matplotlib.use("Agg")
+  import matplotlib.colors  # noqa: PLC0415
+  import matplotlib.patches  # noqa: PLC0415
+  import matplotlib.pyplot  # noqa: PLC0415
+  return matplotlib.pyplot, matplotlib.colors, matplotlib.patches
+
 
 SET_COLOURS = {"labelled, in no set": "#f2f2f2", "train": "#d62728", "leaked": "#ff9f1c",
                "val": "#1f77b4", "test": "#2ca02c"}
 
 
 def _save(fig, path: os.PathLike) -> None:
+  plt, mcolors, mpatches = _pyplot()
   with fileutil.atomic_path(path) as tmp:
     fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
   plt.close(fig)
@@ -26,6 +33,7 @@ def _save(fig, path: os.PathLike) -> None:
 
 def plot_split(path: os.PathLike, maps: dict[str, np.ndarray], gt: np.ndarray, title: str) -> None:
   """Two panels: ground truth classes, and which set each labelled pixel belongs to."""
+  plt, mcolors, mpatches = _pyplot()
   sets = np.zeros(gt.shape, np.int32)
   for index, name in enumerate(("train", "leaked", "val", "test"), start=1):
     sets[maps[name] > 0] = index
@@ -48,6 +56,7 @@ def plot_split(path: os.PathLike, maps: dict[str, np.ndarray], gt: np.ndarray, t
 
 def class_image(labels: np.ndarray, num_classes: int | None = None) -> np.ndarray:
   """(H, W, 3) float RGB of class ids; 0 (unlabelled) is black."""
+  plt, mcolors, mpatches = _pyplot()
   num_classes = num_classes or max(int(labels.max()), 1)
   palette = plt.get_cmap("tab20" if num_classes <= 20 else "gist_ncar")(
       np.linspace(0, 1, 20 if num_classes <= 20 else num_classes))[:, :3]
@@ -57,6 +66,7 @@ def class_image(labels: np.ndarray, num_classes: int | None = None) -> np.ndarra
 
 def plot_map(path: os.PathLike, prediction: np.ndarray, gt: np.ndarray, title: str) -> None:
   """Predicted classes for every pixel next to the ground truth."""
+  plt, mcolors, mpatches = _pyplot()
   num_classes = int(max(prediction.max(), gt.max(), 1))
   height, width = gt.shape
   fig, axes = plt.subplots(1, 2, figsize=(2 * 4 * width / max(height, width) + 0.5,
@@ -73,6 +83,7 @@ def plot_map(path: os.PathLike, prediction: np.ndarray, gt: np.ndarray, title: s
 def plot_class_map(path: os.PathLike, classes: np.ndarray, class_names, title: str) -> None:
   """A class map alone (a scene without ground truth), with a legend of the classes and their
   pixel counts; 0 (no data) is black."""
+  plt, mcolors, mpatches = _pyplot()
   num_classes = len(class_names)
   height, width = classes.shape
   fig, ax = plt.subplots(figsize=(6 * width / max(height, width) + 2.5,
@@ -93,6 +104,7 @@ def plot_curves(path: os.PathLike, records: list[dict], title: str,
   """Training loss (log scale) and validation accuracy per round (an epoch for DA-IMRN) from
   metrics.jsonl records ({"round", "loss", "val_accuracy"}); dashed lines where the learning rate
   drops (the first round run at the new rate)."""
+  plt, mcolors, mpatches = _pyplot()
   epochs = np.array([r["round"] + 1 for r in records])
   loss = np.array([r["loss"] for r in records], np.float64)
   val = np.array([r["val_accuracy"] for r in records], np.float64)
@@ -122,6 +134,7 @@ def plot_scene(path: os.PathLike, cube: np.ndarray, gt: np.ndarray, rgb_bands, c
                title: str) -> None:
   """An RGB composite of the cube (bands `rgb_bands`, each stretched between its 2nd and 98th
   percentile) beside the ground truth, with a legend of the classes and their pixel counts."""
+  plt, mcolors, mpatches = _pyplot()
   rgb = cube[..., list(rgb_bands)].astype(np.float64)
   low, high = np.percentile(rgb, 2, axis=(0, 1)), np.percentile(rgb, 98, axis=(0, 1))
   rgb = np.clip((rgb - low) / np.maximum(high - low, 1e-12), 0, 1)

@@ -20,15 +20,20 @@ from hsi_jax import errors, inference, parallel
 from hsi_jax.data import pixel_inputs, splits as splits_lib
 from hsi_jax.families import program as program_lib
 
-try:
-  from sklearn.neighbors import KNeighborsClassifier
-  from sklearn.svm import SVC
-except ImportError:  # an optional dependency: fit says how to install it
-  KNeighborsClassifier = SVC = None
+def _classifiers(name: str):
+  """scikit-learn's KNeighborsClassifier and SVC, imported when a model is fitted: an optional
+  dependency, and seconds of every launcher's start-up if imported with this module."""
+  try:
+    from sklearn.neighbors import KNeighborsClassifier  # noqa: PLC0415  (see the docstring)
+    from sklearn.svm import SVC  # noqa: PLC0415
+  except ImportError as error:
+    raise ImportError(f"model={name} needs scikit-learn: pip install -e '.[baselines]'") from error
+  return KNeighborsClassifier, SVC
 
 
 def candidates(model_config) -> list:
   """[(settings for results.json, unfitted classifier)] of the model's grid."""
+  KNeighborsClassifier, SVC = _classifiers(model_config.name)  # noqa: N806
   if model_config.name == "knn":
     return [({"neighbours": k}, KNeighborsClassifier(n_neighbors=k))
             for k in model_config.neighbours]
@@ -63,9 +68,6 @@ def fit(config, spectra: np.ndarray, split) -> tuple[Any, int, float]:
   """Fits the model's grid on the training pixels of `spectra` (H, W, B), chooses on the
   validation pixels -> (the chosen fitted classifier, its index in the grid, its validation
   accuracy)."""
-  if SVC is None:
-    raise ImportError(f"model={config.model.name} needs scikit-learn: pip install -e "
-                      "'.[baselines]'")
   train, val = split.train > 0, split.val > 0
   best = None
   for index, (_, classifier) in enumerate(candidates(config.model)):
