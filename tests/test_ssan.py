@@ -289,9 +289,15 @@ def _quick(config):
   return config
 
 
+# Every row under `blocks` (the leakage-free path: zeroed training inputs, the masked-input
+# control); SSAN, KNN and SVM under `pixels` too (the random-pixel path, the same code for the
+# single-branch rows as for SSAN).
+END_TO_END = ([(name, "blocks") for name in list(ssan.VARIANTS) + ["knn", "svm"]]
+              + [(name, "pixels") for name in ("ssan", "knn", "svm")])
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("protocol", ["pixels", "blocks"])
-@pytest.mark.parametrize("name", list(ssan.VARIANTS) + ["knn", "svm"])
+@pytest.mark.parametrize("name, protocol", END_TO_END)
 def test_runlocal_end_to_end_on_indian_pines(tmp_path, name, protocol):
   config = config_util.load_config(f"{IP}:runlocal,model={name},protocol={protocol}")
   # 200 steps: enough for every row to beat the majority class below (after 20 steps the
@@ -318,6 +324,10 @@ def test_runlocal_end_to_end_on_indian_pines(tmp_path, name, protocol):
     # mintill: 29 % of the `pixels` test pixels, 23 % of the `blocks` ones), not just above 1 / 16.
     majority = np.bincount(split.test[test]).max() / test.sum()
     assert results["oa"] > majority, (results["oa"], majority)
+  if protocol == "blocks" and name not in ("knn", "svm"):  # the masked-input control, from its map
+    control = np.load(tmp_path / "control_map.npy")
+    assert np.all((control > 0) == test)
+    assert results["control"]["oa"] == pytest.approx(np.mean(control[test] == split.test[test]))
 
 
 
