@@ -151,9 +151,9 @@ def compare_protocols(base: str, model_names: Sequence[str], protocols: Sequence
   std per protocol, the masked-input control (results.json "control": the pixel models under
   `blocks`, their test inputs read as training inputs are) and the mean training seconds of a
   run. Each protocol's column header
-  carries the leakage audit of its splits: the share of test pixels inside a training input
-  window (the neighbourhoods under `pixels`; the DA-IMRN windows under `blocks`, outside which the
-  pixel models' training inputs are zeroed)."""
+  carries the leakage audit of its splits (its range over the models): the share of test pixels
+  inside a training input window (the neighbourhoods under `pixels`; the DA-IMRN windows under
+  `blocks`, outside which the pixel models' training inputs are zeroed)."""
   summaries, leakage, rows = {}, {}, []
   for name in model_names:
     row = {}
@@ -168,8 +168,8 @@ def compare_protocols(base: str, model_names: Sequence[str], protocols: Sequence
       row[protocol]["train_seconds"] = float(np.mean([r["train_seconds"] for r in results]))
       row.setdefault("num_params", results[0].get("num_params"))
       summaries[variant.name] = row[protocol]
-      leakage.setdefault(protocol, leakage_of(
-          [pathlib.Path(root) / variant.name / f"partition{k}" for k in partitions]))
+      leakage.setdefault(protocol, {})[name] = leakage_of(
+          [pathlib.Path(root) / variant.name / f"partition{k}" for k in partitions])
     config = variant_config(Variant(name, config_util.with_options(base, model=name),
                                     base_overrides))
     row["flops"] = (benchmark.forward_flops(config) if families.is_neural(name) else None)
@@ -182,8 +182,10 @@ def format_comparison(rows, protocols: Sequence[str], leakage: dict) -> str:
   """The comparison's markdown (compare_protocols): one line per model."""
   header = ["model", "parameters", "forward MFLOP / patch"]
   for protocol in protocols:
-    header.append(f"{protocol}: OA % / AA % / kappa (test pixels in a training input: "
-                  f"{100 * leakage[protocol]:.1f} %)")
+    low, high = min(leakage[protocol].values()), max(leakage[protocol].values())
+    share = f"{100 * low:.1f} %" if f"{low:.3f}" == f"{high:.3f}" else (
+        f"{100 * low:.1f}-{100 * high:.1f} % by model")
+    header.append(f"{protocol}: OA % / AA % / kappa (test pixels in a training input: {share})")
     if any("control" in row[protocol] for _, row in rows):
       header.append(f"{protocol}, control (test inputs masked as training inputs)")
   header.append("training s / run (" + " / ".join(protocols) + ")")
