@@ -125,10 +125,16 @@ def apply_inputs(values: np.ndarray, fitted: dict[str, np.ndarray]) -> tuple[np.
   return spectra, apply_minmax(source, dict(low=shift, span=scale))
 
 
+def _regions_masked(split: splits_lib.Split) -> bool:
+  """Whether training inputs read a region of the scene (`blocks`, and `npz`: a leakage-free
+  split as given) rather than all of it (`pixels`, a user's split file)."""
+  return split.info["protocol"] in ("blocks", "npz")
+
+
 def training_region(split: splits_lib.Split) -> np.ndarray:
   """(H, W) bool: pixels a training input may read. `blocks`: union of the train windows and the
   train pixels; `pixels`: the whole scene."""
-  if split.info["protocol"] not in ("blocks", "npz"):  # npz: a leakage-free split as given
+  if not _regions_masked(split):
     return np.ones(split.train.shape, bool)
   return (split.train > 0) | audit.coverage(split.train_windows, split.train.shape)
 
@@ -143,7 +149,7 @@ def own_window_rows(split: splits_lib.Split):
   neighbourhood the same way: the training region plus the pixel's own test tile, zeros at every
   other test tile and at the validation windows. The control's gain over the plain test is what
   the train / test input mismatch costs; nothing in it is leakage."""
-  if split.info["protocol"] not in ("blocks", "npz"):
+  if not _regions_masked(split):
     return None
   pixels = np.argwhere(split.test > 0).astype(np.int32)
   owner = np.full(split.test.shape, -1, np.int64)
