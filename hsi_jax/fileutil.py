@@ -7,6 +7,7 @@ others write to a scratch name that is removed).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import pathlib
@@ -15,6 +16,15 @@ import shutil
 import tempfile
 
 import jax  # importing JAX starts no backend; process_index() does, when first called
+
+
+def file_sha256(path) -> str:
+  """sha256 of a file's bytes, read in blocks (a scene's cube is hundreds of MB)."""
+  digest = hashlib.sha256()
+  with open(path, "rb") as file:
+    for block in iter(lambda: file.read(1 << 24), b""):
+      digest.update(block)
+  return digest.hexdigest()
 
 
 def is_writer() -> bool:

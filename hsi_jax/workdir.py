@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import fcntl
-import hashlib
 import json
 import os
 import pathlib
@@ -92,10 +91,7 @@ def claim(workdir: pathlib.Path):
 
 def refuse_finished_or_foreign(config, workdir: pathlib.Path) -> None:
   """A WorkdirError when workdir holds a finished run or a run of another config (writes
-  nothing)."""
-  if workdir.exists() and not workdir.is_dir():
-    raise WorkdirError(f"--workdir={workdir} is a file, not a directory; give a directory "
-                       "(new or of a run of this config).")
+  nothing). Called inside claim(workdir), which refused a workdir that is a file."""
   if (workdir / "results.json").exists():
     raise WorkdirError(f"{workdir} holds a finished run (results.json exists); it is not "
                        "overwritten. Use a new --workdir, or delete that one to run again.")
@@ -103,9 +99,8 @@ def refuse_finished_or_foreign(config, workdir: pathlib.Path) -> None:
 
 
 def prepare(config, workdir: pathlib.Path, inputs: dict) -> None:
-  """Refuses a finished workdir or one made with another config; writes config.json and
-  inputs.json (input_hashes) where there are none."""
-  refuse_finished_or_foreign(config, workdir)
+  """Writes config.json and inputs.json (input_hashes) where there are none (after
+  refuse_finished_or_foreign)."""
   workdir.mkdir(parents=True, exist_ok=True)
   if not (workdir / "config.json").exists():
     fileutil.write_json(workdir / "config.json", config_dict(config))
@@ -137,11 +132,8 @@ def input_hashes(configs) -> dict:
   hashes = {}
   for name, path in input_files(configs).items():
     if path.is_file():
-      digest = hashlib.sha256()
-      with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 24), b""):
-          digest.update(block)
-      hashes[name] = dict(path=str(path), bytes=path.stat().st_size, sha256=digest.hexdigest())
+      hashes[name] = dict(path=str(path), bytes=path.stat().st_size,
+                          sha256=fileutil.file_sha256(path))
   return hashes
 
 

@@ -155,7 +155,7 @@ def test_finished_or_foreign_workdir_is_refused(runlocal_run, tmp_path):
   workdir_lib.prepare(config, tmp_path, inputs={})
   config.train.learning_rate = 0.5
   with pytest.raises(workdir_lib.WorkdirError, match="different config.*train"):
-    workdir_lib.prepare(config, tmp_path, inputs={})
+    workdir_lib.refuse_finished_or_foreign(config, tmp_path)
 
 
 def test_where_compiled_programs_live_is_no_part_of_the_experiment(tmp_path):
@@ -353,6 +353,9 @@ def test_a_round_costs_a_few_host_round_trips_and_no_callback(spec, monkeypatch)
   family = families.family_of(config.model.name)
   mesh = family.make_mesh(config, 2)
   program, keys, states, _, _ = run._program(config, configs, splits_, scene, family, mesh)
+  # The two seeds share a partition: the device holds one copy of the scene, not one per seed.
+  image = program.data.cube if config.model.name == "da_imrn" else program.data.patch_image
+  assert image.ndim == 3  # (rows, columns, channels): no seeds axis
   round_keys = jnp.stack([seeds.round_key(k, 0) for k in keys])
   assert "callback" not in program.train_chunk.lower(
       states, program.data, round_keys, 1e-3, np.int32(0)).as_text()

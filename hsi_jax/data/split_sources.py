@@ -11,13 +11,13 @@ and statistics: split_tables.py.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import pathlib
 import time
 from typing import Optional
 
 import numpy as np
 
+from hsi_jax import fileutil
 from hsi_jax.data import audit, custom, io, scenes, split_files, splits
 
 
@@ -159,7 +159,7 @@ def split_from_file(path, labels: io.SceneData, patch: int, partition: int,
   report = audit.audit(split.train_windows, {"val": split.val, "test": split.test},
                        labels.num_classes)
   split.info.update(protocol="file", partition=int(partition), file=str(path),
-                    file_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+                    file_sha256=fileutil.file_sha256(path),
                     val_from_train=val_from_train, patch=int(patch),
                     **(dict(val_share=float(val_share)) if val_from_train else {}),
                     leakage={name: dict(inside=r["inside_total"], total=r["total_pixels"],
@@ -247,7 +247,7 @@ def split_from_npz(path, labels: io.SceneData, patch: int, partition: int,
     raise splits.SplitError(f"{path}: {counts} pixels lie inside training windows; a split used "
                             "as given must be leakage-free (launch/audit_split.py lists them).")
   info = dict(protocol="npz", partition=int(partition), file=str(path),
-              file_sha256=hashlib.sha256(path.read_bytes()).hexdigest(), patch=int(patch),
+              file_sha256=fileutil.file_sha256(path), patch=int(patch),
               leakage={name: dict(inside=r["inside_total"], total=r["total_pixels"],
                                   fraction=r["fraction"]) for name, r in report.items()})
   arrays = {name: getattr(split, name).astype(np.int32) for name in splits.ARRAY_NAMES}

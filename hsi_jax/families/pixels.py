@@ -100,7 +100,7 @@ def make_program(config, scene, splits, mesh) -> program_lib.Program:
   hosts = [seed_data(config, scene.cube, s, f) for s, f in zip(splits, fitted)]
   counts = [len(h.train_pixels) for h in hosts]
   steps, num_rounds = round_steps(train_config, counts)
-  data = parallel.put(stack(hosts), program_lib.seed_sharding(mesh))
+  data, data_axes = program_lib.put_seed_data(stack(hosts), mesh, len(splits))
   forms = models.conv_forms(mesh.devices.flat[0].platform, config.model.fast_conv)
   model = models.build_model(config.model, scene.num_classes, forms)
   options = models.compiler_options(config.model, forms)
@@ -112,7 +112,7 @@ def make_program(config, scene, splits, mesh) -> program_lib.Program:
   chunk_fn = program_lib.over_seeds(
       pixel_step.make_pixel_train_chunk(model, optimizer, size, mesh, chunk_steps,
                                         train_config.get("kernel_l2", 0.0)),
-      num_seeds, in_axes=(0, 0, 0, 0, None, None))
+      num_seeds, in_axes=(0, data_axes, 0, 0, None, None))
 
   def train_chunk(states, data, keys, learning_rate, first):
     orders, dropout_keys = zip(*[pixel_step.round_order(keys[k], count, steps, batch_size)
@@ -123,7 +123,7 @@ def make_program(config, scene, splits, mesh) -> program_lib.Program:
   predict = pixel_step.make_pixel_predict(model, size, mesh, train_config.eval_batch_size)
   val_predictions = program_lib.jit_over_seeds(
       lambda state, data: predict(state.variables, data.spectra, data.patch_image, data.val_pixels), mesh,
-      num_seeds, compiler_options=options)
+      num_seeds, in_axes=(0, data_axes), compiler_options=options)
   val_classes = [s.val[s.val > 0] for s in splits]
 
   def val_accuracy(predictions):
@@ -137,7 +137,8 @@ def make_program(config, scene, splits, mesh) -> program_lib.Program:
   control_rows = [pixel_inputs.own_window_rows(s) for s in splits]
   run_info = lambda best_states, k: {}  # noqa: E731  (`pixels`: no control, the test is one)
   if all(rows is not None for rows in control_rows):
-    run_info = _control(model, config, mesh, num_seeds, options, data, splits, control_rows)
+    run_info = _control(model, config, mesh, num_seeds, options, data, data_axes, splits,
+                        control_rows)
 
   return program_lib.Program(
       data=data, init=program_lib.init_fn(state_lib.make_init(model, optimizer, example), mesh, num_seeds),
@@ -149,7 +150,7 @@ def make_program(config, scene, splits, mesh) -> program_lib.Program:
       round_name=ROUND_NAME, run_info=run_info)
 
 
-def _control(model, config, mesh, num_seeds, options, data, splits, control_rows):
+def _control(model, config, mesh, num_seeds, options, data, data_axes, splits, control_rows):
   """run_info(best_states, k) -> {"control_map": (H, W) int32, seed k's classes at its test
   pixels with the masked-input control's inputs (pixel_inputs.own_window_rows), 0 elsewhere}; every
   seed is predicted at once on the first call for a best state."""
@@ -159,7 +160,7 @@ def _control(model, config, mesh, num_seeds, options, data, splits, control_rows
   predictions = program_lib.jit_over_seeds(
       lambda state, data, rows: predict(state.variables, data.spectra,
                                         (data.patch_image, data.train_patch_image), rows),
-      mesh, num_seeds, compiler_options=options)
+      mesh, num_seeds, in_axes=(0, data_axes, 0), compiler_options=options)
   rows = parallel.put(program_lib.pad_rows(control_rows, 0), program_lib.seed_sharding(mesh))
   done = {}
 

@@ -16,7 +16,8 @@ from hsi_jax.train import state as state_lib
 @dataclasses.dataclass(frozen=True)
 class Program:
   """Every array of states and data has a leading seeds axis of K' = K padded to a multiple of the
-  mesh's `seeds` axis (run.py pads with copies of seed 0). The jitted functions take the data as
+  mesh's `seeds` axis (run.py pads with copies of seed 0), but data equal in every seed, which is
+  kept once without it (put_seed_data). The jitted functions take the data as
   an argument; the host functions turn device predictions into numbers. Maps are made from each
   seed's inference bundle, tile by tile (the family's make_tile_predictor; inference.py).
 
@@ -118,6 +119,20 @@ def jit_over_seeds(fn, mesh: Mesh, num_seeds: int, in_axes=0, donate: bool = Fal
   return jax.jit(over_seeds(fn, num_seeds, in_axes),
                  out_shardings=out_shardings or parallel.replicated(mesh),
                  donate_argnums=0 if donate else (), compiler_options=compiler_options)
+
+
+def put_seed_data(host, mesh: Mesh, num_seeds: int):
+  """K' seeds' stacked host data (every leaf with a leading seeds axis) on the devices, and the
+  vmap axes of its leaves (a pytree prefix for over_seeds' in_axes). A leaf equal in every seed
+  (the scene of seeds that share a partition and its preprocessing) is kept once, replicated,
+  without the seeds axis (axis None): one resident copy instead of K'. Otherwise sharded over
+  `seeds` (axis 0). One seed keeps its axis (over_seeds' single path squeezes it)."""
+  leaves, treedef = jax.tree.flatten(host)
+  shared = [num_seeds > 1 and bool(np.all(x == x[:1])) for x in leaves]
+  data = [parallel.put(x[0], parallel.replicated(mesh)) if one
+          else parallel.put(x, seed_sharding(mesh)) for x, one in zip(leaves, shared)]
+  return (treedef.unflatten(data),
+          treedef.unflatten([None if one else 0 for one in shared]))
 
 
 def pad_rows(arrays, value) -> np.ndarray:

@@ -96,7 +96,7 @@ def make_program(config, scene, splits, mesh) -> program_lib.Program:
   augment = uses_augmentation(config, splits[0])  # the same for every split (check)
   fitted = [fit_preprocessing(config, scene.cube, s) for s in splits]
   host = stack([seed_data(config, scene.cube, s, f) for s, f in zip(splits, fitted)])
-  data = parallel.put(host, program_lib.seed_sharding(mesh))
+  data, data_axes = program_lib.put_seed_data(host, mesh, len(splits))
   forms = models.conv_forms(mesh.devices.flat[0].platform, config.model.fast_conv)
   model = models.build_model(config.model, scene.num_classes, forms)
   optimizer = optim.make_optimizer(train_config)
@@ -110,7 +110,7 @@ def make_program(config, scene, splits, mesh) -> program_lib.Program:
   options = models.compiler_options(config.model, forms)
   val_predictions = program_lib.jit_over_seeds(
       lambda state, data: predict(state.variables, data.cube, data.val_origins), mesh, num_seeds,
-      compiler_options=options)
+      in_axes=(0, data_axes), compiler_options=options)
   val_labels = [patches.pad_scene(s.val, patch) for s in splits]
   val_origins = [splits_lib.window_origins(s.val_windows, patch) for s in splits]
 
@@ -127,7 +127,7 @@ def make_program(config, scene, splits, mesh) -> program_lib.Program:
   return program_lib.Program(
       data=data, init=program_lib.init_fn(state_lib.make_init(model, optimizer, example), mesh, num_seeds),
       train_chunk=program_lib.jit_over_seeds(
-          chunk, mesh, num_seeds, in_axes=(0, 0, 0, None, None), donate=True,
+          chunk, mesh, num_seeds, in_axes=(0, data_axes, 0, None, None), donate=True,
           out_shardings=(program_lib.seed_sharding(mesh), parallel.replicated(mesh)),
           compiler_options=options),
       val_predictions=val_predictions, val_accuracy=val_accuracy, seed_bundle=seed_bundle,

@@ -31,8 +31,9 @@ VAL_METRICS = ("labelled", "keras_all_pixels")
 @flax.struct.dataclass
 class WindowData:
   """The windows family's inputs of one seed (built on the host, families.windows.seed_data) or of
-K seeds stacked on a leading axis (what the epoch reads, resident on the devices). Maps padded by
-`patch` on each side (patches.pad_scene).
+K seeds stacked on a leading axis (what the epoch reads, resident on the devices; a leaf equal in
+every seed, such as the scene of seeds sharing a partition, is kept once: program.put_seed_data).
+Maps padded by `patch` on each side (patches.pad_scene).
 
   cube (H+2p, W+2p, B) float32; train_labels (N, p, p) int32: the class ids each train window is
   trained on (0 = none; families.windows.window_labels picks the rule); train_origins (N, 2), train_flips
