@@ -1,9 +1,11 @@
 """Bad input through the real launchers: one line, exit status 2, nothing written (docs/bad_input.md).
 
-The table of docs/bad_input.md is the list of cases: every row's command is run in a subprocess
-against the files its first column describes (written here), and must end with status 2, print no
-traceback, name the problem (the row's excerpt is in stderr) and leave its work directory as it
-found it. Then the corrected command runs in the same work directory and succeeds.
+The table of docs/bad_input.md is the list of cases: every row's command is run as `python
+launch/...` runs it (in a fork of a process that imported the launchers' modules once,
+tests/launcher_server.py) against the files its first column describes (written here), and must
+end with status 2, print no traceback, name the problem (the row's excerpt is in stderr) and leave
+its work directory as it found it. Then the corrected command runs in the same work directory and
+succeeds (a new Python process, as are the other tests' launches).
 """
 
 import concurrent.futures
@@ -11,11 +13,15 @@ import dataclasses
 import json
 import os
 import pathlib
+import queue
 import re
+import select
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -202,6 +208,50 @@ def _run(argv, timeout=300):
                         env=subprocess_env(devices=1))
 
 
+class _ForkedLaunchers:
+  """Runs launcher commands as _run does, in forks of tests/launcher_server.py processes that
+  imported the launchers' modules once (one server per thread of the table's pool; each serves
+  one command at a time). A command that outlives its timeout kills its server and reads as
+  killed (returncode -9)."""
+
+  def __init__(self, count: int, scratch: pathlib.Path):
+    self.scratch, self.idle = scratch, queue.Queue()
+    scratch.mkdir(parents=True, exist_ok=True)
+    for _ in range(count):
+      self.idle.put(subprocess.Popen(
+          [sys.executable, str(REPO / "tests" / "launcher_server.py")], cwd=REPO, text=True,
+          stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=subprocess_env(devices=1),
+          start_new_session=True))
+
+  def run(self, argv, timeout=300) -> subprocess.CompletedProcess:
+    server = self.idle.get()
+    out = []
+    for _ in ("stdout", "stderr"):
+      fd, path = tempfile.mkstemp(dir=self.scratch)
+      os.close(fd)
+      out.append(path)
+    try:
+      server.stdin.write(json.dumps(dict(argv=argv[1:], stdout=out[0], stderr=out[1])) + "\n")
+      server.stdin.flush()
+      if select.select([server.stdout], [], [], timeout)[0]:
+        returncode = json.loads(server.stdout.readline())["returncode"]
+        self.idle.put(server)
+      else:
+        os.killpg(server.pid, signal.SIGKILL)
+        returncode = -9
+      return subprocess.CompletedProcess(argv, returncode, *(pathlib.Path(o).read_text()
+                                                              for o in out))
+    finally:
+      for o in out:
+        os.remove(o)
+
+  def close(self) -> None:
+    while not self.idle.empty():
+      server = self.idle.get()
+      server.stdin.close()
+      server.wait(timeout=60)
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
   root = tmp_path_factory.mktemp("bad_input")
@@ -225,7 +275,7 @@ def test_the_table_covers_every_category():
   assert {what for what, *_ in rows} >= set(WORKDIR_SETUP)
 
 
-def _run_row(inputs: pathlib.Path, index: int, row):
+def _run_row(inputs: pathlib.Path, run, index: int, row):
   """Runs the table's row `index` (in its own work directory under `inputs`). Returns (its
   excerpt with W, D/, F/ read as in the command, its `error: ` line or None, what is wrong with the
   outcome or None): exit status 2, no traceback, one `error: ` line holding the excerpt, the work
@@ -236,7 +286,7 @@ def _run_row(inputs: pathlib.Path, index: int, row):
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / name).write_text(text)
   before = _snapshot(workdir)
-  result = _run(_argv(command, inputs, workdir))
+  result = run(_argv(command, inputs, workdir))
   excerpt = _paths(excerpt, inputs, workdir)
   problems = []
   if result.returncode != 2:
@@ -257,8 +307,14 @@ def _run_row(inputs: pathlib.Path, index: int, row):
 
 def test_every_row_fails_with_one_line_and_writes_nothing(inputs):
   rows = _rows()
-  with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-    outcomes = list(pool.map(lambda index_row: _run_row(inputs, *index_row), enumerate(rows)))
+  workers = os.cpu_count() or 2
+  launchers = _ForkedLaunchers(workers, inputs / "outputs")
+  try:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+      outcomes = list(pool.map(lambda index_row: _run_row(inputs, launchers.run, *index_row),
+                               enumerate(rows)))
+  finally:
+    launchers.close()
   failures = [failure for _, _, failure in outcomes if failure]
   # Each excerpt names its own message: no other row's error line contains it (an excerpt that
   # other messages contain passes when the row fails for another reason).
