@@ -70,6 +70,9 @@ def da_imrn_sections(config, *, band_strides, valid_kernels, runlocal: bool,
       # BatchNormalization's (decisions.md, "BatchNorm axis"): Keras' momentum, epsilon 1e-6 as
       # this model has always run
       bn_momentum=0.99, bn_epsilon=1e-6,
+      # Keras' he_normal as later Keras 2 draws it; "he_normal_keras_2_0": as Keras 2.0 did (no
+      # truncation correction, a band kernel's fan-in without its taps; decisions.md)
+      initializer="he_normal",
       fast_conv=True,  # (k,k,1) / (1,1,k) convolutions in folded 2-D / 1-D form (same result)
   ))
   config.data.standardize = False  # faithful: raw digital numbers (decisions.md, "Inputs")

@@ -15,6 +15,7 @@ from hsi_jax import families, models, seeds
 from hsi_jax.config_util import ConfigError
 from hsi_jax.data import pixel_inputs, scenes, split_sources, splits
 from hsi_jax.families import windows
+from hsi_jax.models import layers
 from hsi_jax.train import optim, step
 
 
@@ -210,6 +211,7 @@ def validate(config) -> None:
           "a non-empty list of (kh, kw, kb) kernel sides, integers >= 1")
     check("model.bn_momentum", lambda v: real(v) and 0 <= v < 1, "a rate in [0, 1)")
     check("model.bn_epsilon", *positive)
+    check("model.initializer", *one_of(layers.INITS))
   else:
     check("data.fit_stats", *one_of(pixel_inputs.FIT_STATS))
   if family is families.classical:

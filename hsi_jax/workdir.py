@@ -158,6 +158,10 @@ def check_inputs(workdir: pathlib.Path, inputs: dict) -> None:
 # run from before they existed lacks them).
 EXECUTION_LEAVES = ("compile_cache", "compare")
 
+# Leaves added to a model's config after runs were made, with the value those runs had: a work
+# directory whose config.json lacks one is a run of that value (it resumes; tables read it back).
+ADDED_LEAVES = {"da_imrn": {"initializer": "he_normal"}}
+
 
 def check_same_config(config, workdir: pathlib.Path) -> bool:
   """True when workdir/config.json exists and equals `config`; False when there is none.
@@ -166,6 +170,9 @@ def check_same_config(config, workdir: pathlib.Path) -> bool:
   if not saved_path.exists():
     return False
   resolved, saved = config_dict(config), json.loads(saved_path.read_text())
+  saved_model = saved.get("model", {})
+  for leaf, value in ADDED_LEAVES.get(saved_model.get("name"), {}).items():
+    saved_model.setdefault(leaf, value)
   for leaf in EXECUTION_LEAVES:  # where, not what: a rerun may change them
     resolved.pop(leaf, None)
     saved.pop(leaf, None)

@@ -256,6 +256,45 @@ def test_attention_modules():
   assert np.allclose(ratio, ratio[:, :1, :1, :, :1])
 
 
+def test_keras_2_0_he_normal_counts_the_fans_and_scale_keras_2_0_did():
+  """he_normal_keras_2_0 (Keras 2.0's he_normal): std 0.8796 x sqrt(2 / fan_in), fan_in from the
+  kernel's first two axes and its input channels, so a (1, 1, 7) band kernel starts sqrt(7) x
+  0.8796 = 2.33 times as large as he_normal's; a (3, 3, 1) one 0.88 times."""
+  key = jax.random.key(0)
+  for shape, fan_in, taps in (((1, 1, 7, 64, 64), 64, 7), ((3, 3, 1, 64, 64), 9 * 64, 1),
+                              ((256, 64), 256, 1)):
+    new = np.asarray(layers.he_normal_keras_2_0(key, shape))
+    assert new.std() == pytest.approx(0.8796 * np.sqrt(2 / fan_in), rel=0.03)
+    assert np.abs(new).max() <= 2 * np.sqrt(2 / fan_in)  # truncated at two standard deviations
+    later = np.asarray(layers.he_normal(key, shape))
+    np.testing.assert_allclose(new, later * 0.87962566 * np.sqrt(taps), rtol=1e-5)
+
+
+def test_the_initializer_option_reaches_every_convolution_of_da_imrn():
+  """model.initializer on a narrow DA-IMRN: every convolution kernel (blocks, branches, fuses,
+  attention, classifier) is drawn from the same normal draw as under he_normal, scaled by 0.8796
+  x sqrt(band taps); SCAM's dense layers and every bias are as before."""
+  strides, kernels = da_imrn.band_schedule(24)
+  x = jnp.ones((1, 4, 4, 24))
+  params = [jax.jit(da_imrn.DAIMRN(
+      num_classes=5, stage_features=((2, 4),) * 6, band_strides=strides, valid_kernels=kernels,
+      spectral_kernels=((1, 1, 3), (1, 1, 7)), attention_hidden=4, forms=FAST,
+      initializer=init).init)(jax.random.key(0), x)["params"]
+      for init in ("he_normal", "he_normal_keras_2_0")]
+  scaled = 0
+  for (path, before), after in zip(*(jax.tree_util.tree_flatten_with_path(p)[0] for p in params),
+                                   strict=True):
+    after = after[1]
+    name = jax.tree_util.keystr(path)
+    if "kernel" in name and "mlp" not in name:
+      np.testing.assert_allclose(after, before * 0.87962566 * np.sqrt(before.shape[2]), rtol=1e-5,
+                                 err_msg=name)
+      scaled += 1
+    else:
+      np.testing.assert_array_equal(after, before, err_msg=name)
+  assert scaled > 6 * 8  # each stage: 2 blocks x (entry, branches, fuse, valid) and attention
+
+
 @pytest.mark.parametrize("switch", ["use_scam", "use_sam", "interact"])
 def test_ablation_switches_remove_their_modules(switch):
   patch, bands, classes, full = OFFICIAL["ip"]

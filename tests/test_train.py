@@ -174,6 +174,21 @@ def test_where_compiled_programs_live_is_no_part_of_the_experiment(tmp_path):
     workdir_lib.check_same_config(config, tmp_path)
 
 
+def test_a_run_from_before_a_model_leaf_existed_is_a_run_of_its_old_value(tmp_path):
+  """workdir.ADDED_LEAVES: a DA-IMRN work directory whose config.json has no model.initializer
+  (every run before the leaf) is a run of he_normal: it resumes and is read back; another
+  initializer is another config."""
+  config = config_util.load_config(RUNLOCAL)
+  workdir_lib.prepare(config, tmp_path, inputs={})
+  saved = json.loads((tmp_path / "config.json").read_text())
+  del saved["model"]["initializer"]
+  (tmp_path / "config.json").write_text(json.dumps(saved))
+  assert workdir_lib.check_same_config(config, tmp_path)
+  config.model.initializer = "he_normal_keras_2_0"
+  with pytest.raises(workdir_lib.WorkdirError, match="different config.*model"):
+    workdir_lib.check_same_config(config, tmp_path)
+
+
 def test_metrics_lines_on_resume(tmp_path):
   """keep_metrics_before (run.py's resume): rounds from the checkpoint's on are dropped, and a torn
   last line; a line that does not parse before the last is damage, named."""

@@ -45,7 +45,7 @@ def build_da_imrn(model_config, num_classes: int, forms: ConvForms) -> da_imrn.D
       attention_hidden=max(1, round(model_config.attention_hidden * width)),
       use_scam=model_config.use_scam, use_sam=model_config.use_sam,
       interact=model_config.interact, forms=forms, bn_momentum=model_config.bn_momentum,
-      bn_epsilon=model_config.bn_epsilon)
+      bn_epsilon=model_config.bn_epsilon, initializer=model_config.initializer)
 
 
 def build_ssan(model_config, num_classes: int, forms: ConvForms) -> ssan.SSAN:

@@ -21,7 +21,8 @@ class MultiScaleResidualBlock(nn.Module):
   the spectral one; ((1,1,1),) for the Indian Pines spatial block as the official code runs it.
   x (N, p, p, B, C) or a tuple of such arrays, the parts of a channel concatenation; output
   (N, p, p, B', features) with B' = ceil(B / band_stride) - k_valid + 1. `forms`: the program's
-  convolution functions (layers.conv_forms); bn_momentum, bn_epsilon: the BatchNorms'.
+  convolution functions (layers.conv_forms); bn_momentum, bn_epsilon: the BatchNorms';
+  initializer: every kernel's (layers.initializers).
   """
   branch_features: int
   features: int
@@ -31,21 +32,23 @@ class MultiScaleResidualBlock(nn.Module):
   forms: ConvForms
   bn_momentum: float
   bn_epsilon: float
+  initializer: str = "he_normal"
 
   @nn.compact
   def __call__(self, x, train: bool):
-    conv = functools.partial(Conv3D, conv=self.forms.conv3d, padding="VALID")
+    conv = functools.partial(Conv3D, conv=self.forms.conv3d, padding="VALID",
+                             initializer=self.initializer)
     norm = functools.partial(band_batch_norm, train, self.bn_momentum, self.bn_epsilon)
     shortcut = conv(self.features, (1, 1, 1), strides=(1, 1, self.band_stride), name="entry")(x)
     shortcut = norm("entry_bn")(shortcut)
-    fuse = ConvWeights(self.features, (1, 1, 1), name="fuse")(
+    fuse = ConvWeights(self.features, (1, 1, 1), self.initializer, name="fuse")(
         len(self.branch_kernels) * self.branch_features)
     if self.forms.fuse_branches:
       branches = FusedBranches(self.branch_features, self.branch_kernels, self.forms.loop_form,
-                               name="branches")
+                               self.initializer, name="branches")
     else:
       branches = ParallelConvs(self.branch_features, self.branch_kernels, self.forms.conv3d,
-                               name="branches")
+                               self.initializer, name="branches")
     y = norm("fuse_bn")(branches(shortcut, fuse))
     y = nn.relu(y + shortcut)
     y = conv(self.features, (1, 1, self.k_valid), name="valid")(y)

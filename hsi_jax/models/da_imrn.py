@@ -75,6 +75,7 @@ class DAIMRN(nn.Module):
   forms: ConvForms = PLAIN_FORMS
   bn_momentum: float = 0.99
   bn_epsilon: float = 1e-6
+  initializer: str = "he_normal"  # every convolution's kernel (layers.initializers)
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -84,16 +85,18 @@ class DAIMRN(nn.Module):
     a = b = x
     for k, (f2, f3) in enumerate(self.stage_features):
       if self.interact:
-        from_b = SAM(self.forms.conv3d, name=f"sam_{k}")(b) if self.use_sam else b
-        from_a = SCAM(self.forms.conv3d, self.attention_hidden, name=f"scam_{k}")(a) \
-            if self.use_scam else a
+        from_b = (SAM(self.forms.conv3d, self.initializer, name=f"sam_{k}")(b) if self.use_sam
+                  else b)
+        from_a = (SCAM(self.forms.conv3d, self.attention_hidden, self.initializer,
+                       name=f"scam_{k}")(a) if self.use_scam else a)
         a, b = (a, from_b), (b, from_a)  # channel-concatenated by the blocks' entry convolutions
       block = lambda branch_kernels, name: MultiScaleResidualBlock(  # noqa: E731
           f2, f3, strides[k], kernels[k], branch_kernels, self.forms,
-          self.bn_momentum, self.bn_epsilon, name=name)
+          self.bn_momentum, self.bn_epsilon, self.initializer, name=name)
       a = block(self.spatial_kernels, f"spatial_{k}")(a, train)
       b = block(self.spectral_kernels, f"spectral_{k}")(b, train)
     f = jnp.concatenate([a, b], axis=-1)  # (N, p, p, 3, 2 F3)
     f = jnp.mean(f, axis=3, keepdims=True)  # AvgPool3D((1, 1, 3)) over the 3 remaining bands
-    logits = Conv3D(self.num_classes, (1, 1, 1), self.forms.conv3d, name="classifier")(f)
+    logits = Conv3D(self.num_classes, (1, 1, 1), self.forms.conv3d,
+                    initializer=self.initializer, name="classifier")(f)
     return logits[:, :, :, 0, :]

@@ -32,13 +32,27 @@ from hsi_jax.models import loop_conv
 
 he_normal = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
 
+
+def he_normal_keras_2_0(key, shape, dtype=jnp.float32):
+  """Keras 2.0's he_normal (its `initializers.py`, as TensorFlow 1.2/1.3's
+  `tensorflow.contrib.keras` mirrors it): a normal of std sqrt(2 / fan_in) truncated at two
+  standard deviations with no correction for the truncation (so the weights' std is 0.88 of
+  that; later Keras 2 versions and `he_normal` above divide by 0.8796), and the fan-in of a
+  kernel counted, channels-last, from its first two axes and its input channels only (Keras 2.0's
+  `_compute_fans`): a (1, 1, k) band kernel on C channels has fan-in C, not k C. A dense kernel's
+  fan-in is its first axis."""
+  fan_in = shape[0] if len(shape) == 2 else shape[-2] * int(np.prod(shape[:2]))
+  return jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype) * np.sqrt(2.0 / fan_in)
+
 # Layer initialisations of the frameworks the networks were published in (`initializers`).
-INITS = ("he_normal", "glorot_uniform", "kaiming_normal", "torch_default")
+INITS = ("he_normal", "he_normal_keras_2_0", "glorot_uniform", "kaiming_normal", "torch_default")
 
 
 def initializers(scheme: str, fan_in: int) -> tuple[Callable, Callable]:
   """(kernel_init, bias_init) of a convolution or dense layer with `fan_in` inputs per output:
   "he_normal"      Keras' he_normal (truncated normal, std sqrt(2 / fan_in)), zero bias;
+  "he_normal_keras_2_0"  Keras 2.0's (he_normal_keras_2_0: no truncation correction, a 3-D
+                   kernel's fan-in without its band taps), zero bias;
   "glorot_uniform" Keras' default, zero bias;
   "kaiming_normal" torch.nn.init.kaiming_normal_ (untruncated normal, std sqrt(2 / fan_in)), zero
                    bias (DeepHyperX's weight_init);
@@ -46,6 +60,8 @@ def initializers(scheme: str, fan_in: int) -> tuple[Callable, Callable]:
                    U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
   if scheme == "he_normal":
     return he_normal, nn.initializers.zeros
+  if scheme == "he_normal_keras_2_0":
+    return he_normal_keras_2_0, nn.initializers.zeros
   if scheme == "glorot_uniform":
     return nn.initializers.glorot_uniform(), nn.initializers.zeros
   if scheme == "kaiming_normal":
@@ -294,20 +310,23 @@ class ConvWeights(nn.Module):
   name (for layers computed together with another one, as in FusedBranches)."""
   features: int
   kernel_size: Sequence[int]
+  initializer: str = "he_normal"
 
   @nn.compact
   def __call__(self, in_features: int):
-    return conv_weights(self, self.features, self.kernel_size, in_features)
+    return conv_weights(self, self.features, self.kernel_size, in_features, self.initializer)
 
 
-def branch_weights(module: nn.Module, features: int, kernel_sizes, in_features: int):
+def branch_weights(module: nn.Module, features: int, kernel_sizes, in_features: int,
+                   init: str = "he_normal"):
   """Declares the parameters of parallel branches in `module`: every `kernel_i` (*kernel_sizes[i],
-  in_features, features) with he_normal, then every `bias_i` (features,) zeros (names and order
-  fix the initial values: ParallelConvs and FusedBranches hold the same ones)."""
-  kernels = [module.param(f"kernel_{i}", he_normal, (*k, in_features, features))
-             for i, k in enumerate(kernel_sizes)]
-  biases = [module.param(f"bias_{i}", nn.initializers.zeros, (features,))
-            for i in range(len(kernels))]
+  in_features, features) initialised as `init` (initializers), then every `bias_i` (features,)
+  (names and order fix the initial values: ParallelConvs and FusedBranches hold the same ones)."""
+  inits = [initializers(init, in_features * int(np.prod(k))) for k in kernel_sizes]
+  kernels = [module.param(f"kernel_{i}", kernel_init, (*k, in_features, features))
+             for i, (k, (kernel_init, _)) in enumerate(zip(kernel_sizes, inits))]
+  biases = [module.param(f"bias_{i}", bias_init, (features,))
+            for i, (_, bias_init) in enumerate(inits)]
   return kernels, biases
 
 
@@ -333,10 +352,12 @@ class ParallelConvs(nn.Module):
   features: int
   kernel_sizes: Sequence[Sequence[int]]
   conv: Callable
+  initializer: str = "he_normal"
 
   @nn.compact
   def __call__(self, x, fuse=None):
-    kernels, biases = branch_weights(self, self.features, self.kernel_sizes, x.shape[-1])
+    kernels, biases = branch_weights(self, self.features, self.kernel_sizes, x.shape[-1],
+                                     self.initializer)
     return _separate_branches(x, kernels, biases, fuse, self.conv)
 
 
@@ -363,10 +384,12 @@ class FusedBranches(nn.Module):
   features: int
   kernel_sizes: Sequence[Sequence[int]]
   loop_form: loop_conv.LoopForm
+  initializer: str = "he_normal"
 
   @nn.compact
   def __call__(self, x, fuse):
-    kernels, biases = branch_weights(self, self.features, self.kernel_sizes, x.shape[-1])
+    kernels, biases = branch_weights(self, self.features, self.kernel_sizes, x.shape[-1],
+                                     self.initializer)
     if self._composes(x.shape[-1], fuse[0].shape[-1]):
       return self._composed(x, kernels, biases, *fuse)
     if self._folds(x.shape):
