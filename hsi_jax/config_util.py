@@ -8,6 +8,7 @@ ones.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import pathlib
 from typing import Optional
@@ -19,6 +20,27 @@ from hsi_jax import errors
 
 class ConfigError(errors.UserError, ValueError):
   """A config string or option that cannot be used."""
+
+
+# Leaves added to the configs after runs were made: (dotted path, the model it belongs to or None
+# for every model, the value every earlier run had). A config a run saved (config.json, a bundle's)
+# that lacks one is a config of that value.
+ADDED_LEAVES = (("compile_cache", None, ""), ("model.initializer", "da_imrn", "he_normal"))
+
+
+def with_added_leaves(saved: dict) -> dict:
+  """A saved config's dict (config.json, bundle.json's "config") with ADDED_LEAVES it lacks
+  filled in (a copy): what its run computed, in today's leaves."""
+  saved = copy.deepcopy(saved)
+  for path, model, value in ADDED_LEAVES:
+    if model is not None and saved.get("model", {}).get("name") != model:
+      continue
+    *parents, leaf = path.split(".")
+    node = saved
+    for part in parents:
+      node = node.setdefault(part, {})
+    node.setdefault(leaf, value)
+  return saved
 
 
 def typed(current, text: str, name: str):

@@ -28,7 +28,8 @@ from typing import Optional
 import ml_collections
 import numpy as np
 
-from hsi_jax import bundle as bundle_lib, compile_cache, errors, families, fileutil, inference, plots
+from hsi_jax import bundle as bundle_lib, compile_cache, config_util, errors, families, fileutil
+from hsi_jax import inference, plots
 from hsi_jax.data import io, rasters
 
 EXPORT = "python launch/export_bundle.py --workdir={workdir}"
@@ -76,8 +77,8 @@ def load_predictor(workdir: pathlib.Path, seed: Optional[int]):
   run chosen by choose_run; the compilation cache on as the run's config says."""
   run_dir = choose_run(workdir, seed)
   bundle = load_bundle(workdir, run_dir)
-  config = ml_collections.ConfigDict(bundle.meta["config"])
-  compile_cache.enable(config.get("compile_cache", ""))
+  config = ml_collections.ConfigDict(config_util.with_added_leaves(bundle.meta["config"]))
+  compile_cache.enable(config.compile_cache)
   family = families.family_of(config.model.name)
   predictor = family.make_tile_predictor(config, bundle.num_classes, family.make_mesh(config, 1))
   return run_dir, bundle, config, predictor

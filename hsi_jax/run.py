@@ -34,7 +34,8 @@ import ml_collections
 import numpy as np
 
 from hsi_jax import bundle as bundle_lib, checkpoint, compile_cache, families, fileutil, inference
-from hsi_jax import loop as loop_lib, preemption, seeds, validate, workdir as workdir_lib
+from hsi_jax import config_util, loop as loop_lib, preemption, seeds, validate
+from hsi_jax import workdir as workdir_lib
 from hsi_jax.data import custom, io, rasters, split_files, split_sources, splits as splits_lib
 from hsi_jax.evaluate import metrics as metrics_lib
 from hsi_jax.train import optim, progress
@@ -331,10 +332,9 @@ def export_bundles(workdir) -> list[pathlib.Path]:
   if not (workdir / "config.json").is_file():
     raise workdir_lib.WorkdirError(f"{workdir} holds no config.json: not the work directory of "
                                    "a run.")
-  config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
-  compile_cache.enable(config.get("compile_cache", ""))  # runs before the leaf lack it
-  if "compile_cache" not in config:
-    config.compile_cache = ""
+  config = ml_collections.ConfigDict(config_util.with_added_leaves(
+      json.loads((workdir / "config.json").read_text())))
+  compile_cache.enable(config.compile_cache)
   validate.validate(config)
   checkpoints = checkpoint.Checkpoints(workdir)
   if checkpoints.latest_step() is None:

@@ -24,7 +24,7 @@ import socket
 import jax.numpy as jnp
 import numpy as np
 
-from hsi_jax import errors, fileutil, plots
+from hsi_jax import config_util, errors, fileutil, plots
 from hsi_jax.data import io, split_files, split_sources, splits as splits_lib
 from hsi_jax.evaluate import metrics as metrics_lib
 
@@ -158,10 +158,6 @@ def check_inputs(workdir: pathlib.Path, inputs: dict) -> None:
 # run from before they existed lacks them).
 EXECUTION_LEAVES = ("compile_cache", "compare")
 
-# Leaves added to a model's config after runs were made, with the value those runs had: a work
-# directory whose config.json lacks one is a run of that value (it resumes; tables read it back).
-ADDED_LEAVES = {"da_imrn": {"initializer": "he_normal"}}
-
 
 def check_same_config(config, workdir: pathlib.Path) -> bool:
   """True when workdir/config.json exists and equals `config`; False when there is none.
@@ -169,10 +165,8 @@ def check_same_config(config, workdir: pathlib.Path) -> bool:
   saved_path = pathlib.Path(workdir) / "config.json"
   if not saved_path.exists():
     return False
-  resolved, saved = config_dict(config), json.loads(saved_path.read_text())
-  saved_model = saved.get("model", {})
-  for leaf, value in ADDED_LEAVES.get(saved_model.get("name"), {}).items():
-    saved_model.setdefault(leaf, value)
+  resolved = config_dict(config)
+  saved = config_util.with_added_leaves(json.loads(saved_path.read_text()))
   for leaf in EXECUTION_LEAVES:  # where, not what: a rerun may change them
     resolved.pop(leaf, None)
     saved.pop(leaf, None)

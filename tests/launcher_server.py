@@ -15,6 +15,7 @@ import json
 import os
 import runpy
 import sys
+import threading
 import traceback
 
 import jax  # noqa: F401  (imported once, here)
@@ -24,29 +25,33 @@ from hsi_jax import cli, predict, run, sweep  # noqa: F401  (what the launchers 
 
 
 def _child(request) -> None:
-  null = os.open(os.devnull, os.O_RDONLY)
-  os.dup2(null, 0)
-  for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
-    out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(out, fd)
-    os.close(out)
-  script = request["argv"][0]
-  sys.argv = list(request["argv"])
-  sys.path[0] = os.path.dirname(os.path.abspath(script))
-  code = 0
+  """Runs the request's launcher and ends the process (never returns)."""
+  code = 1
   try:
-    runpy.run_path(script, run_name="__main__")
-  except SystemExit as stop:
-    if stop.code is None or isinstance(stop.code, int):
-      code = stop.code or 0
-    else:
-      print(stop.code, file=sys.stderr)
-      code = 1
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
+      out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+      os.dup2(out, fd)
+      os.close(out)
+    script = request["argv"][0]
+    sys.argv = list(request["argv"])
+    sys.path[0] = os.path.dirname(os.path.abspath(script))
+    try:
+      runpy.run_path(script, run_name="__main__")
+      code = 0
+    except SystemExit as stop:
+      if stop.code is None or isinstance(stop.code, int):
+        code = stop.code or 0
+      else:
+        print(stop.code, file=sys.stderr)
+    # The interpreter's own ending: join the threads, then the atexit handlers (os._exit skips
+    # both).
+    threading._shutdown()  # noqa: SLF001
+    atexit._run_exitfuncs()  # noqa: SLF001
   except BaseException:  # noqa: BLE001  (what the interpreter does with an uncaught exception)
     traceback.print_exc()
-    code = 1
-  try:
-    atexit._run_exitfuncs()  # noqa: SLF001  (os._exit below skips them)
   finally:
     sys.stdout.flush()
     sys.stderr.flush()
@@ -54,8 +59,9 @@ def _child(request) -> None:
 
 
 def main() -> None:
-  if xla_bridge.backends_are_initialized():
-    raise RuntimeError("a JAX backend started while importing: forks would share its threads")
+  if xla_bridge.backends_are_initialized() or threading.active_count() > 1:
+    raise RuntimeError("a JAX backend or a thread started while importing: a fork would not "
+                       "have it")
   for line in sys.stdin:
     request = json.loads(line)
     sys.stdout.flush()

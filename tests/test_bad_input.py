@@ -218,10 +218,14 @@ class _ForkedLaunchers:
     self.scratch, self.idle = scratch, queue.Queue()
     scratch.mkdir(parents=True, exist_ok=True)
     for _ in range(count):
-      self.idle.put(subprocess.Popen(
-          [sys.executable, str(REPO / "tests" / "launcher_server.py")], cwd=REPO, text=True,
-          stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=subprocess_env(devices=1),
-          start_new_session=True))
+      self.idle.put(self._start())
+
+  @staticmethod
+  def _start() -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "tests" / "launcher_server.py")], cwd=REPO, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=subprocess_env(devices=1),
+        start_new_session=True)
 
   def run(self, argv, timeout=300) -> subprocess.CompletedProcess:
     server = self.idle.get()
@@ -234,10 +238,17 @@ class _ForkedLaunchers:
       server.stdin.write(json.dumps(dict(argv=argv[1:], stdout=out[0], stderr=out[1])) + "\n")
       server.stdin.flush()
       if select.select([server.stdout], [], [], timeout)[0]:
-        returncode = json.loads(server.stdout.readline())["returncode"]
+        answer = server.stdout.readline()
+        if not answer:
+          raise RuntimeError(f"launcher_server.py ended (status {server.wait()})")
+        returncode = json.loads(answer)["returncode"]
         self.idle.put(server)
-      else:
+      else:  # the command hangs: its server goes, a new one takes its place
         os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+        server.stdin.close()
+        server.stdout.close()
+        self.idle.put(self._start())
         returncode = -9
       return subprocess.CompletedProcess(argv, returncode, *(pathlib.Path(o).read_text()
                                                               for o in out))

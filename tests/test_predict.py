@@ -153,9 +153,13 @@ def test_values_far_outside_the_training_range_are_warned_about(trained, tmp_pat
 @pytest.mark.xdist_group("predict_trained")  # the module-scoped `trained`: built once
 @pytest.mark.slow
 def test_a_run_without_bundle_gets_the_command_and_the_command_makes_it(trained, tmp_path):
+  """A run from before bundles (and before model.initializer: config_util.ADDED_LEAVES) gets the
+  export command; the bundle it makes predicts the run's map, and so does a bundle from before
+  the leaf."""
   workdir = tmp_path / "old_run"
   shutil.copytree(trained["da_imrn"], workdir)
   shutil.rmtree(workdir / "bundle")
+  _drop_initializer(workdir / "config.json", lambda saved: saved)
   with pytest.raises(bundle_lib.BundleError,
                      match=f"python launch/export_bundle.py --workdir={workdir}"):
     predict.predict(workdir, IP_MAT, tmp_path / "out")
@@ -166,6 +170,17 @@ def test_a_run_without_bundle_gets_the_command_and_the_command_makes_it(trained,
                                 np.load(workdir / "map.npy"))
   meta = json.loads((workdir / "bundle" / "bundle.json").read_text())
   assert meta == json.loads((trained["da_imrn"] / "bundle" / "bundle.json").read_text())
+  _drop_initializer(workdir / "bundle" / "bundle.json", lambda meta: meta["config"])
+  predict.predict(workdir, IP_MAT, tmp_path / "out_old_bundle")
+  np.testing.assert_array_equal(np.load(tmp_path / "out_old_bundle" / "map.npy"),
+                                np.load(workdir / "map.npy"))
+
+
+def _drop_initializer(path, config_of):
+  """Removes model.initializer from the config in the JSON file `path` (config_of(its object))."""
+  saved = json.loads(path.read_text())
+  del config_of(saved)["model"]["initializer"]
+  path.write_text(json.dumps(saved))
 
 
 @pytest.mark.xdist_group("predict_trained")  # the module-scoped `trained`: built once

@@ -53,25 +53,28 @@ def test_seeds_axis_takes_the_largest_divisor_not_above_the_seeds():
     parallel.seeds_axis(5, 8, requested=3)
 
 
-def test_data_equal_in_every_seed_is_resident_once():
-  """program.put_seed_data: a leaf equal in every seed (the scene of seeds sharing a partition)
-  goes on the devices once, without the seeds axis, and is not mapped; a leaf that differs keeps
-  its axis, sharded over `seeds`; a single seed keeps every axis. The vmapped function reads the
-  same values either way."""
+def test_an_image_equal_in_every_seed_is_resident_once():
+  """program.put_seed_data: an image field equal in every seed (the scene of seeds sharing a
+  partition) goes on the devices once, without the seeds axis, and is not mapped; the windows
+  keep theirs (even when equal), and so does an image that differs or a single seed's. The
+  vmapped function reads the same values either way."""
   mesh = parallel.make_mesh(seeds=1)
-  scene = np.arange(24, dtype=np.float32).reshape(4, 6)
-  host = dict(scene=np.stack([scene] * 3), rows=np.array([[0, 1], [2, 3], [3, 5]], np.int32))
-  data, axes = program_lib.put_seed_data(host, mesh, 3)
-  assert axes == dict(scene=None, rows=0)
-  assert data["scene"].shape == (4, 6) and data["rows"].shape == (3, 2)
-  read = program_lib.jit_over_seeds(lambda d: d["scene"][d["rows"][0], d["rows"][1]], mesh, 3,
-                                    in_axes=(axes,))
-  np.testing.assert_array_equal(read(data), scene[host["rows"][:, 0], host["rows"][:, 1]])
-  host["scene"][2, 0, 0] = -1.0  # one seed's scene differs: every seed keeps its own
-  data, axes = program_lib.put_seed_data(host, mesh, 3)
-  assert axes == dict(scene=0, rows=0) and data["scene"].shape == (3, 4, 6)
-  one, axes = program_lib.put_seed_data(jax.tree.map(lambda x: x[:1], host), mesh, 1)
-  assert axes == dict(scene=0, rows=0) and one["scene"].shape == (1, 4, 6)
+  cube = np.arange(24, dtype=np.float32).reshape(4, 6)
+  origins = np.array([[0, 1], [2, 3], [3, 5]], np.int32)
+  host = step_lib.WindowData(cube=np.stack([cube] * 3), train_labels=np.zeros((3, 1), np.int32),
+                             train_origins=origins[:, None], train_flips=np.zeros((3, 1), np.int8),
+                             val_origins=origins[:, None], num_windows=np.ones(3, np.int32))
+  data, axes = program_lib.put_seed_data(host, mesh, 3, images=("cube",))
+  assert axes.cube is None and axes.train_labels == 0 and axes.val_origins == 0
+  assert data.cube.shape == (4, 6) and data.train_labels.shape == (3, 1)
+  read = program_lib.jit_over_seeds(lambda d: d.cube[d.val_origins[0, 0], d.val_origins[0, 1]],
+                                    mesh, 3, in_axes=(axes,))
+  np.testing.assert_array_equal(read(data), cube[origins[:, 0], origins[:, 1]])
+  host.cube[2, 0, 0] = -1.0  # one seed's scene differs: every seed keeps its own
+  data, axes = program_lib.put_seed_data(host, mesh, 3, images=("cube",))
+  assert axes.cube == 0 and data.cube.shape == (3, 4, 6)
+  one, axes = program_lib.put_seed_data(jax.tree.map(lambda x: x[:1], host), mesh, 1, ("cube",))
+  assert axes.cube == 0 and one.cube.shape == (1, 4, 6)
 
 
 def test_epoch_order_does_not_depend_on_padding():

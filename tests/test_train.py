@@ -175,9 +175,11 @@ def test_where_compiled_programs_live_is_no_part_of_the_experiment(tmp_path):
 
 
 def test_a_run_from_before_a_model_leaf_existed_is_a_run_of_its_old_value(tmp_path):
-  """workdir.ADDED_LEAVES: a DA-IMRN work directory whose config.json has no model.initializer
-  (every run before the leaf) is a run of he_normal: it resumes and is read back; another
-  initializer is another config."""
+  """config_util.ADDED_LEAVES: a DA-IMRN work directory whose config.json has no
+  model.initializer (every run before the leaf) is a run of he_normal: it resumes and is read
+  back; another initializer is another config. Other models get no DA-IMRN leaf."""
+  assert config_util.with_added_leaves({"model": {"name": "ssan"}}) == {
+      "model": {"name": "ssan"}, "compile_cache": ""}
   config = config_util.load_config(RUNLOCAL)
   workdir_lib.prepare(config, tmp_path, inputs={})
   saved = json.loads((tmp_path / "config.json").read_text())

@@ -100,7 +100,8 @@ def make_program(config, scene, splits, mesh) -> program_lib.Program:
   hosts = [seed_data(config, scene.cube, s, f) for s, f in zip(splits, fitted)]
   counts = [len(h.train_pixels) for h in hosts]
   steps, num_rounds = round_steps(train_config, counts)
-  data, data_axes = program_lib.put_seed_data(stack(hosts), mesh, len(splits))
+  data, data_axes = program_lib.put_seed_data(
+      stack(hosts), mesh, len(splits), images=("spectra", "patch_image", "train_patch_image"))
   forms = models.conv_forms(mesh.devices.flat[0].platform, config.model.fast_conv)
   model = models.build_model(config.model, scene.num_classes, forms)
   options = models.compiler_options(config.model, forms)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import numpy as np
@@ -121,18 +121,23 @@ def jit_over_seeds(fn, mesh: Mesh, num_seeds: int, in_axes=0, donate: bool = Fal
                  donate_argnums=0 if donate else (), compiler_options=compiler_options)
 
 
-def put_seed_data(host, mesh: Mesh, num_seeds: int):
-  """K' seeds' stacked host data (every leaf with a leading seeds axis) on the devices, and the
-  vmap axes of its leaves (a pytree prefix for over_seeds' in_axes). A leaf equal in every seed
-  (the scene of seeds that share a partition and its preprocessing) is kept once, replicated,
-  without the seeds axis (axis None): one resident copy instead of K'. Otherwise sharded over
-  `seeds` (axis 0). One seed keeps its axis (over_seeds' single path squeezes it)."""
-  leaves, treedef = jax.tree.flatten(host)
-  shared = [num_seeds > 1 and bool(np.all(x == x[:1])) for x in leaves]
-  data = [parallel.put(x[0], parallel.replicated(mesh)) if one
-          else parallel.put(x, seed_sharding(mesh)) for x, one in zip(leaves, shared)]
-  return (treedef.unflatten(data),
-          treedef.unflatten([None if one else 0 for one in shared]))
+def put_seed_data(host, mesh: Mesh, num_seeds: int, images: Sequence[str]):
+  """K' seeds' stacked host data (a dataclass pytree, every field with a leading seeds axis) on
+  the devices, and the vmap axes of its fields (a pytree prefix for over_seeds' in_axes). A field
+  named in `images` (the scene-sized ones) that is equal in every seed -- the scene of seeds that
+  share a partition, and its preprocessing -- is kept once, replicated, without the seeds axis
+  (axis None): one resident copy instead of K'. Every other field is sharded over `seeds` (axis
+  0): the pixels and windows stay per seed, so each seed's model inputs are still gathered as its
+  own batch. One seed keeps every axis (over_seeds' single path squeezes it). Every process holds
+  the same host data (parallel.put), so every process decides alike."""
+  def shared(x):
+    return num_seeds > 1 and all(np.array_equal(x[0], x[k]) for k in range(1, len(x)))
+
+  once = {name for name in images if shared(getattr(host, name))}
+  names = [field.name for field in dataclasses.fields(host)]
+  data = {name: parallel.put(getattr(host, name)[0], parallel.replicated(mesh)) if name in once
+          else parallel.put(getattr(host, name), seed_sharding(mesh)) for name in names}
+  return host.replace(**data), host.replace(**{n: None if n in once else 0 for n in names})
 
 
 def pad_rows(arrays, value) -> np.ndarray:

@@ -96,7 +96,7 @@ def make_program(config, scene, splits, mesh) -> program_lib.Program:
   augment = uses_augmentation(config, splits[0])  # the same for every split (check)
   fitted = [fit_preprocessing(config, scene.cube, s) for s in splits]
   host = stack([seed_data(config, scene.cube, s, f) for s, f in zip(splits, fitted)])
-  data, data_axes = program_lib.put_seed_data(host, mesh, len(splits))
+  data, data_axes = program_lib.put_seed_data(host, mesh, len(splits), images=("cube",))
   forms = models.conv_forms(mesh.devices.flat[0].platform, config.model.fast_conv)
   model = models.build_model(config.model, scene.num_classes, forms)
   optimizer = optim.make_optimizer(train_config)

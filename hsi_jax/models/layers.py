@@ -42,7 +42,8 @@ def he_normal_keras_2_0(key, shape, dtype=jnp.float32):
   `_compute_fans`): a (1, 1, k) band kernel on C channels has fan-in C, not k C. A dense kernel's
   fan-in is its first axis."""
   fan_in = shape[0] if len(shape) == 2 else shape[-2] * int(np.prod(shape[:2]))
-  return jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype) * np.sqrt(2.0 / fan_in)
+  return jax.random.truncated_normal(key, -2.0, 2.0, shape, dtype) * jnp.asarray(
+      np.sqrt(2.0 / fan_in), dtype)
 
 # Layer initialisations of the frameworks the networks were published in (`initializers`).
 INITS = ("he_normal", "he_normal_keras_2_0", "glorot_uniform", "kaiming_normal", "torch_default")
