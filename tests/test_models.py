@@ -86,6 +86,32 @@ def test_band_kernel_longer_than_the_bands(bands, taps):
     np.testing.assert_allclose(fast, plain, rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.parametrize("kernel", [(5, 5, 1), (7, 7, 1), (9, 9, 1), (5, 3, 1)])
+def test_spatial_kernels_larger_than_the_patch_are_one_matmul(kernel):
+  """(k, k, 1) kernels larger than 4 x 4 patches (a custom scene's default patch under DA-IMRN's
+  spatial branches; 9 x 9 has taps that meet only padding): the plain convolution's values and
+  gradients, alone and with 3 seeds vmapped, computed with no convolution in the program."""
+  rng = np.random.default_rng(6)
+  x = jnp.asarray(rng.normal(size=(3, 2, 4, 4, 5, 6)), jnp.float32)  # seeds, N, H, W, B, Cin
+  w = jnp.asarray(rng.normal(size=(3, *kernel, 6, 5)), jnp.float32)
+
+  def loss(conv):  # weights differ along H: a transposed map shows
+    return lambda x, w: jnp.sum(jnp.sin(conv(x, w, (1, 1, 1), "SAME"))
+                                * jnp.arange(4.0).reshape(1, 4, 1, 1, 1))
+
+  for f in (lambda g: g, jax.vmap):
+    args = (x[0], w[0]) if f is not jax.vmap else (x, w)
+    fast = f(lambda x, w: FAST.conv3d(x, w, (1, 1, 1), "SAME"))
+    np.testing.assert_allclose(fast(*args), f(lambda x, w: PLAIN.conv3d(x, w, (1, 1, 1), "SAME"))(
+        *args), rtol=1e-4, atol=1e-4)
+    for got, want in zip(f(jax.grad(loss(FAST.conv3d), (0, 1)))(*args),
+                         f(jax.grad(loss(PLAIN.conv3d), (0, 1)))(*args)):
+      np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4 * float(jnp.abs(want).max()))
+    program = jax.jit(jax.grad(loss(FAST.conv3d), (0, 1)) if f is not jax.vmap
+                      else jax.vmap(jax.grad(loss(FAST.conv3d), (0, 1)))).lower(*args).as_text()
+    assert "convolution" not in program
+
+
 @pytest.mark.parametrize("kernel,padding,chunk_bytes", [
     ((7,), ((3, 3),), 0), ((2,), ((0, 0),), 0), ((2,), ((1, 0),), 0),
     ((5,), ((2, 2),), 0), ((3, 3), ((1, 1), (1, 1)), 0), ((5, 5), ((2, 2), (2, 2)), 0),
@@ -181,7 +207,8 @@ def test_conv3d_of_channel_parts_equals_conv3d_of_their_concatenation():
 
 
 @pytest.mark.parametrize("kernels,patch", [(da_imrn.SPECTRAL_KERNELS, 3),
-                                           (da_imrn.SPATIAL_KERNELS, 8)])
+                                           (da_imrn.SPATIAL_KERNELS, 8),
+                                           (da_imrn.SPATIAL_KERNELS, 4)])
 def test_composed_branches_keep_the_parameters_and_equal_the_separate_layers(kernels, patch):
   """A block's branches + fuse in the fast form (spectral: composed into one band convolution;
   spatial: branches and fuse on the folded band images): the same parameter tree and initial

@@ -11,7 +11,8 @@ mesh's platform and model.fast_conv). The fast 3-D form (docs/design.md, "Perfor
   (1, 1, k)  -> a 1-D convolution along the bands with the pixels folded into the batch
                 (loop_conv; an im2col matmul when k > B),
   (k, k, 1) with stride k, valid -> a matmul over each non-overlapping k x k tile,
-  (k, k, 1)  -> a 2-D convolution over space with the bands folded into the batch (loop_conv),
+  (k, k, 1)  -> a 2-D convolution over space with the bands folded into the batch (loop_conv;
+                one matmul over every pixel pair when k exceeds the patch),
   otherwise  -> the plain 3-D convolution.
 With fast=False every convolution is the plain one (`PLAIN_FORMS`, the reference in tests).
 """
@@ -128,13 +129,44 @@ def _spatial_conv(x, kernel, strides, padding, loop_form):
 
 
 def _image_conv(images, kernel, strides, padding, loop_form):
-  """2-D convolution of folded band images (N * B, H, W, Cin) with kernel (kh, kw, Cin, Cout):
-  loop_conv at stride 1 for a kernel no larger than the images, else XLA's own."""
+  """2-D convolution of folded band images (N * B, H, W, Cin) with kernel (kh, kw, Cin, Cout): at
+  stride 1, loop_conv for a kernel no larger than the images, else one matmul (_dense_conv);
+  XLA's own at other strides."""
   kh, kw = kernel.shape[:2]
-  if strides == (1, 1) and _loop_conv_fits(kernel.shape, images.shape):
-    return loop_conv.conv(images, kernel, (_pads(kh, padding), _pads(kw, padding)), loop_form)
+  if strides == (1, 1):
+    pads = (_pads(kh, padding), _pads(kw, padding))
+    if _loop_conv_fits(kernel.shape, images.shape):
+      return loop_conv.conv(images, kernel, pads, loop_form)
+    return _dense_conv(images, kernel, pads)
   return jax.lax.conv_general_dilated(images, kernel, strides, padding,
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _dense_conv(images, kernel, pads):
+  """Stride-1 2-D convolution of images (N, H, W, Cin) with kernel (kh, kw, Cin, Cout) and
+  pads ((lo, hi), (lo, hi)) as one matmul: the kernel laid out as the map from every input pixel
+  to every output pixel, (H * W * Cin, Ho * Wo * Cout), zero where a pixel is out of its reach.
+  For kernels larger than the images (4 x 4 patches under DA-IMRN's 5 x 5 and 7 x 7 spatial
+  branches, a custom scene's default): an output then reads nearly every input, so the map does
+  no more multiplications than the convolution, while XLA's CPU convolution (its kernel gradient
+  above all) ran ~30x slower than this matmul inside a training loop (results/bench.md)."""
+  (kh, kw, cin, cout), (n, h, w) = kernel.shape, images.shape[:3]
+  rows, cols = _reach(h, kh, *pads[0]), _reach(w, kw, *pads[1])  # (H, Ho, kh), (W, Wo, kw)
+  layout = jnp.einsum("iat,jbu,tucd->ijcabd", rows, cols, kernel)  # (H, W, Cin, Ho, Wo, Cout)
+  ho, wo = rows.shape[1], cols.shape[1]
+  y = images.reshape(n, h * w * cin) @ layout.reshape(h * w * cin, ho * wo * cout)
+  return y.reshape(n, ho, wo, cout)
+
+
+def _reach(size: int, taps: int, lo: int, hi: int) -> np.ndarray:
+  """(size, out, taps) one-hot: input position i meets output position o through tap t when
+  i = o + t - lo (a stride-1 correlation padded by lo, hi)."""
+  out = size + lo + hi - taps + 1
+  reach = np.zeros((size, out, taps), np.float32)
+  for o, t in np.ndindex(out, taps):
+    if 0 <= o + t - lo < size:
+      reach[o + t - lo, o, t] = 1
+  return reach
 
 
 def _fold_bands(x):
@@ -379,7 +411,7 @@ class FusedBranches(nn.Module):
     no more multiply-adds per position (max k * Cin * Cout against sum k_i * Cin * features +
     n * features * Cout; for the spectral blocks 7 C^2 against 9 C^2). The composed kernel is made
     from the parameters at every call (batch-independent).
-  - Spatial kernels (k, k, 1) no larger than the patch: branches and fuse on the folded band images.
+  - Spatial kernels (k, k, 1): branches and fuse on the folded band images.
   - Otherwise the separate layers in their fast forms.
   """
   features: int
@@ -393,7 +425,7 @@ class FusedBranches(nn.Module):
                                      self.initializer)
     if self._composes(x.shape[-1], fuse[0].shape[-1]):
       return self._composed(x, kernels, biases, *fuse)
-    if self._folds(x.shape):
+    if self._folds():
       return self._folded(x, kernels, biases, *fuse)
     return _separate_branches(x, kernels, biases, fuse, self._conv3d)
 
@@ -407,8 +439,8 @@ class FusedBranches(nn.Module):
     separate = sum(taps) * cin * self.features + len(taps) * self.features * cout
     return max(taps) * cin * cout <= separate
 
-  def _folds(self, x_shape) -> bool:
-    return (all(k[2] == 1 and _loop_conv_fits(k, x_shape) for k in self.kernel_sizes)
+  def _folds(self) -> bool:
+    return (all(k[2] == 1 for k in self.kernel_sizes)
             and any(tuple(k[:2]) != (1, 1) for k in self.kernel_sizes))
 
   def _folded(self, x, kernels, biases, fuse_kernel, fuse_bias):
