@@ -147,9 +147,10 @@ def _dense_conv(images, kernel, pads):
   pads ((lo, hi), (lo, hi)) as one matmul: the kernel laid out as the map from every input pixel
   to every output pixel, (H * W * Cin, Ho * Wo * Cout), zero where a pixel is out of its reach.
   For kernels larger than the images (4 x 4 patches under DA-IMRN's 5 x 5 and 7 x 7 spatial
-  branches, a custom scene's default): an output then reads nearly every input, so the map does
-  no more multiplications than the convolution, while XLA's CPU convolution (its kernel gradient
-  above all) ran ~30x slower than this matmul inside a training loop (results/bench.md)."""
+  branches, a custom scene's default): an output then reads nearly every input, so the map's
+  H * W multiply-adds per output pixel and channel pair are about the convolution's kh * kw or
+  fewer, while XLA's CPU convolution (its kernel gradient above all) ran ~30x slower than this
+  matmul inside a training loop (results/bench.md)."""
   (kh, kw, cin, cout), (n, h, w) = kernel.shape, images.shape[:3]
   rows, cols = _reach(h, kh, *pads[0]), _reach(w, kw, *pads[1])  # (H, Ho, kh), (W, Wo, kw)
   layout = jnp.einsum("iat,jbu,tucd->ijcabd", rows, cols, kernel)  # (H, W, Cin, Ho, Wo, Cout)
