@@ -8,10 +8,11 @@ an entry is used only where the same compile would have run. An entry that canno
 (truncated, garbled, half-written by another process) is warned about by JAX and the program is
 compiled again; nothing fails for a cache.
 
-Not yet cached: a program holding a host callback, which JAX never writes (the callback's
-address is baked into it). The training round holds one, the progress bar's (train/progress.py),
-so it is compiled by every run; the rest (initialisation, validation, the map's tiles, selection)
-are loaded.
+Every program is kept, the small ones too (MIN_COMPILE_SECONDS = 0): a DA-IMRN run compiles 18
+programs, five of them large; loading the small ones saves a later process their compiles. What a
+cached run still pays is tracing and lowering its programs in Python (the key is the lowered
+program) and deserialising the executables: for the training chunk of `configs/ip.py:runlocal`,
+2.7 + 1.1 + 2.4 s on this project's CPU (results/bench.md, "What a cached run still pays").
 
 Where: $HSI_JAX_COMPILE_CACHE (a directory, or `off`), else the config's `compile_cache` leaf
 (the same), else `$XDG_CACHE_HOME/hsi_jax/compile` (default `~/.cache/hsi_jax/compile`). The
@@ -28,12 +29,14 @@ import jax
 
 ENV = "HSI_JAX_COMPILE_CACHE"
 OFF = ("off", "none", "false", "0")
-MIN_COMPILE_SECONDS = 0.5  # programs compiled faster are not worth a file
+MIN_COMPILE_SECONDS = 0.0  # every program (see above)
 
 
-class _Hits:
-  """Cache hits in this process (jax.monitoring's events), counted once `enable` has run."""
-  count = 0
+class _Counts:
+  """Compile requests that consulted the cache and those it answered, in this process
+  (jax.monitoring's events), counted once `enable` has run."""
+  requests = 0
+  hits = 0
   listening = False
 
   @classmethod
@@ -44,8 +47,10 @@ class _Hits:
 
   @classmethod
   def _on_event(cls, event: str, **_) -> None:
-    if event == "/jax/compilation_cache/cache_hits":
-      cls.count += 1
+    if event == "/jax/compilation_cache/compile_requests_use_cache":
+      cls.requests += 1
+    elif event == "/jax/compilation_cache/cache_hits":
+      cls.hits += 1
 
 
 def cache_dir(config_value: str = "") -> Optional[pathlib.Path]:
@@ -67,10 +72,18 @@ def enable(config_value: str = "") -> Optional[pathlib.Path]:
   if where is not None:
     jax.config.update("jax_compilation_cache_dir", str(where))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
-    _Hits.listen()
+    _Counts.listen()
   return where
 
 
-def hits() -> int:
-  """Programs loaded from the cache so far in this process (0 before `enable`)."""
-  return _Hits.count
+def counts() -> tuple[int, int]:
+  """(compile requests that consulted the cache, of them loaded from it) so far in this process;
+  (0, 0) before `enable`. Differences of two calls describe what happened between them."""
+  return _Counts.requests, _Counts.hits
+
+
+def all_loaded(before: tuple[int, int]) -> bool:
+  """Whether every program compiled since `before` (a `counts()`) was loaded from the cache, at
+  least one."""
+  requests, hits = counts()
+  return hits > before[1] and hits - before[1] == requests - before[0]

@@ -81,7 +81,7 @@ def run(config, workdir) -> dict:
   run's for K = 1, {runs, mean, std, ...} for K > 1."""
   workdir = pathlib.Path(workdir).expanduser()
   validate.validate(config)
-  cache, loaded_before = compile_cache.enable(config.compile_cache), compile_cache.hits()
+  cache, counts_before = compile_cache.enable(config.compile_cache), compile_cache.counts()
   configs = seeds.seed_configs(config)
   family = families.family_of(config.model.name)
   # Everything that can be refused is checked before the work directory is written to (but for
@@ -90,10 +90,10 @@ def run(config, workdir) -> dict:
     workdir_lib.refuse_finished_or_foreign(config, workdir)
     inputs = workdir_lib.input_hashes(configs)
     workdir_lib.check_inputs(workdir, inputs)
-    return _run(config, workdir, configs, family, inputs, cache, loaded_before)
+    return _run(config, workdir, configs, family, inputs, cache, counts_before)
 
 
-def _run(config, workdir, configs, family, inputs, cache, loaded_before) -> dict:
+def _run(config, workdir, configs, family, inputs, cache, counts_before) -> dict:
   """run's body, inside the work directory's claim."""
   run_dirs = workdir_lib.run_dirs(workdir, configs, config.seeds_over)
   say(f"loading scene {config.scene}...")
@@ -141,8 +141,9 @@ def _run(config, workdir, configs, family, inputs, cache, loaded_before) -> dict
     for run_dir, single in zip(run_dirs, runs):
       fileutil.write_json(run_dir / "results.json", single)
   fileutil.write_json(workdir / "results.json", results)
-  if compile_cache.hits() > loaded_before:
-    say(f"{compile_cache.hits() - loaded_before} compiled programs were loaded from {cache}")
+  requested, loaded = (now - before for now, before in zip(compile_cache.counts(), counts_before))
+  if loaded:
+    say(f"{loaded} of the {requested} compiled programs were loaded from {cache}")
   return results
 
 
@@ -184,7 +185,7 @@ def _train(config, configs, splits, scene, workdir, run_dirs, family, mesh):
 
   checkpoints = checkpoint.Checkpoints(workdir, warn=say)
   loop = loop_lib.start(num_real)
-  best_states = jax.tree.map(jnp.copy, states)  # own buffers: `states` is donated every chunk
+  best_states = _copied(states)  # own buffers: `states` is donated every chunk
   if checkpoints.latest_step() is not None:
     restored = checkpoints.restore({"states": real_seeds(states), "best": real_seeds(best_states),
                                     "loop": loop}, adapt=_loop_before_chunks)
@@ -212,14 +213,14 @@ def _train(config, configs, splits, scene, workdir, run_dirs, family, mesh):
       checkpoints.save(position(loop), {"states": real_seeds(states), "best": real_seeds(best),
                                         "loop": loop})
 
-  start, hits = time.perf_counter(), compile_cache.hits()
+  start, counts = time.perf_counter(), compile_cache.counts()
   if program.compile_note:
     say(f"compiling {program.compile_note}" + (" per run" if num_real > 1 else "") + "...")
   train_chunk = program.compile_chunk(states, program.data, jnp.stack(keys), learning_rate(0),
                                       np.int32(0))
   if program.compile_note:
     say(f"compiled in {time.perf_counter() - start:.1f} s"
-        + (" (from the cache)" if compile_cache.hits() > hits else ""))
+        + (" (from the cache)" if compile_cache.all_loaded(counts) else ""))
   curves = [progress.Curves(d, f"{c.scene} {c.model.name}, {c.split.protocol} partition "
                             f"{c.partition}" + (f", model seed {c.seed}" if num_real > 1 else ""),
                             progress.lr_drop_rounds(train_config, program.num_rounds), name)
@@ -292,6 +293,12 @@ def _train(config, configs, splits, scene, workdir, run_dirs, family, mesh):
                device=jax.devices()[0].device_kind, num_devices=jax.device_count())
     runs.append(run)
   return runs, float(loop.train_seconds)
+
+
+@jax.jit
+def _copied(tree):
+  """A copy of every leaf in new buffers: one program for the tree (leaf by leaf, one per shape)."""
+  return jax.tree.map(jnp.copy, tree)
 
 
 def _program(config, configs, splits, scene, family, mesh):

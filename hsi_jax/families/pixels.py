@@ -133,7 +133,7 @@ def make_program(config, scene, splits, mesh) -> program_lib.Program:
 
   def seed_bundle(best_states, k):
     return dict(preprocessing=fitted[k],
-                variables=jax.tree.map(lambda x: np.asarray(x[k]), best_states.variables))
+                variables=program_lib.seed_of(best_states.variables, k))
 
   control_rows = [pixel_inputs.own_window_rows(s) for s in splits]
   run_info = lambda best_states, k: {}  # noqa: E731  (`pixels`: no control, the test is one)

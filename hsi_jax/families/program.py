@@ -58,7 +58,7 @@ class Program:
                          lambda *args: self.train_chunk.lower(*args).compile())
     if self.num_params is None:
       object.__setattr__(self, "num_params", lambda states: state_lib.count_params(
-          jax.tree.map(lambda x: x[0], states)))
+          jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), states)))
     if self.compile_note is None:
       object.__setattr__(self, "compile_note", f"the training {self.round_name} "
                          f"({self.steps_per_round} steps of {self.batch_size}, "
@@ -80,6 +80,18 @@ def chunk_steps(steps: int) -> int:
   counts = range(min(4, steps), min(MAX_CHUNKS, steps) + 1)
   padding = {n: -(-steps // -(-steps // n)) * -(-steps // n) - steps for n in counts}
   return -(-steps // min(counts, key=lambda n: (padding[n], -n)))
+
+
+@jax.jit
+def _take_seed(tree, k):
+  return jax.tree.map(lambda x: x[k], tree)
+
+
+def seed_of(tree, k: int):
+  """Seed k of every leaf of `tree` (arrays with a leading seeds axis (K, ...)) as numpy arrays
+  (...): one program for the whole tree and every k (indexing leaf by leaf compiles one per leaf
+  shape, ~60 for DA-IMRN)."""
+  return jax.tree.map(np.asarray, _take_seed(tree, np.int32(k)))
 
 
 def make_mesh(config, num_seeds: int) -> Mesh:

@@ -121,7 +121,7 @@ def make_program(config, scene, splits, mesh) -> program_lib.Program:
     return tuple(np.asarray(column) for column in zip(*scores))
 
   def seed_bundle(best_states, k):
-    variables = jax.tree.map(lambda x: np.asarray(x[k]), best_states.variables)
+    variables = program_lib.seed_of(best_states.variables, k)
     return dict(preprocessing=fitted[k], variables=variables)
 
   return program_lib.Program(
