@@ -265,13 +265,21 @@ def matmul_ceiling(sizes=(512, 1024, 2048), repeats: int = 10) -> dict:
               device=jax.devices()[0].device_kind, num_devices=1)
 
 
-def _seconds(fn, repeats: int) -> float:
-  """Mean wall seconds of fn() (results blocked on) over `repeats` calls after one warm-up call."""
+def _seconds(fn, repeats: int, usage: dict | None = None) -> float:
+  """Mean wall seconds of fn() (results blocked on) over `repeats` calls after one warm-up call.
+  `usage`, when given, receives the process's minor page faults and system CPU seconds per timed
+  call (all threads): on the CPU, memory an execution allocates afresh is zero-filled by the
+  kernel page by page (results/bench.md, "The chunked round on the CPU")."""
   jax.block_until_ready(fn())
-  start = time.perf_counter()
+  before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
   for _ in range(repeats):
     jax.block_until_ready(fn())
-  return (time.perf_counter() - start) / repeats
+  seconds = time.perf_counter() - start
+  if usage is not None:
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    usage.update(page_faults=round((after.ru_minflt - before.ru_minflt) / repeats),
+                 sys_s=round((after.ru_stime - before.ru_stime) / repeats, 2))
+  return seconds / repeats
 
 
 def _program(config, scene, split, num_seeds: int):
@@ -325,7 +333,8 @@ def benchmark_seeds(config, num_seeds: int, rounds: int = 2) -> dict:
 def benchmark_epoch(config, rounds: int = 2) -> dict:
   """One round of the real run on the real scene, as run.run drives it: the compiled epoch program
   (its chunks, loop.train_round) and the validation predictions + accuracy, for one seed;
-  compilation excluded (one warm-up round). Seconds are means over `rounds`."""
+  compilation excluded (one warm-up round). Seconds, and the training round's page faults and
+  system seconds, are means over `rounds`."""
   scene = io.load_config_scene(config)
   split, _, _ = split_sources.split_from_config(config, labels=scene)
   program, keys, _ = _program(config, scene, split, 1)
@@ -339,13 +348,15 @@ def benchmark_epoch(config, rounds: int = 2) -> dict:
   def validate():
     return program.val_accuracy(np.asarray(program.val_predictions(states[0], program.data)))
 
-  train_s, val_s = _seconds(train, rounds), _seconds(validate, rounds)
+  train_usage = {}
+  train_s, val_s = _seconds(train, rounds, train_usage), _seconds(validate, rounds)
   examples = program.steps_per_round * program.batch_size
   return dict(scene=config.scene, model=config.model.name, partition=config.partition,
               round=program.round_name, train_examples=examples,
               val_windows=int(program.data.val_origins.shape[1]),
               train_s=round(train_s, 2), val_s=round(val_s, 2), round_s=round(train_s + val_s, 2),
               train_patches_per_s=round(examples / train_s, 1),
+              train_page_faults=train_usage["page_faults"], train_sys_s=train_usage["sys_s"],
               device=jax.devices()[0].device_kind, num_devices=jax.device_count(), rounds=rounds)
 
 

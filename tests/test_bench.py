@@ -7,6 +7,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from hsi_jax import benchmark, config_util
@@ -37,9 +38,9 @@ def test_epoch_mode_times_the_runs_epoch_and_validation(indian_pines, monkeypatc
         made, train_chunk=watched("train_chunk", made.train_chunk),
         val_predictions=watched("val_predictions", made.val_predictions)), keys, mesh
 
-  def timed(fn, repeats):
+  def timed(fn, repeats, usage=None):
     first = len(calls)
-    measured = seconds(fn, repeats)
+    measured = seconds(fn, repeats, usage)
     timings.append((calls[first:], repeats, measured))
     return measured
 
@@ -62,6 +63,7 @@ def test_epoch_mode_times_the_runs_epoch_and_validation(indian_pines, monkeypatc
   assert (figures["train_s"], figures["val_s"]) == (round(train_s, 2), round(val_s, 2))
   assert figures["round_s"] == round(train_s + val_s, 2)
   assert figures["train_patches_per_s"] == round(figures["train_examples"] / train_s, 1)
+  assert figures["train_page_faults"] >= 0 and figures["train_sys_s"] >= 0
 
 
 class _WatchedCalls:
@@ -149,6 +151,17 @@ def test_timers_measure_blocked_calls_after_their_warm_up():
   calls = _host_sleeps([0.3, 0.02, 0.05, 0.17], [])  # 1 warm-up call, then 3
   mean = benchmark._seconds(lambda: calls(jnp.float32(0), jnp.float32(1)), repeats=3)
   assert 0.08 <= mean < 0.1  # the mean (the median is 0.05; all four: 0.135)
+
+  # Usage: each timed call touches 64 MiB it allocated afresh (glibc maps a block that large and
+  # unmaps it when freed), so each faults at least once per page of it: 32 pages of 2 MiB if the
+  # kernel backs it with huge pages, 16,384 of 4 KiB if not.
+  def fresh():
+    np.ones(64 << 18, np.float32)
+    return jnp.float32(0)
+
+  usage = {}
+  benchmark._seconds(fresh, repeats=2, usage=usage)
+  assert usage["page_faults"] >= (64 << 20) // (2 << 20) and usage["sys_s"] >= 0
 
   # Blocking: a program that runs asynchronously (no host callback), timed here call by call.
   def chain(a):
