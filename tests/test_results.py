@@ -3,16 +3,19 @@
 For every run folder under results/ holding results.json, map.npy and split.npz: OA / AA / kappa
 recomputed from map.npy at the split's test pixels equal results.json, and so does the masked-input
 control from control_map.npy where the run has one; the split is the one the run recorded
-(split_hash). Runs on the DA-IMRN paper's partitions (`protocol: npz`) hold the shared files'
-arrays exactly, where ../shared/data is present.
+(split_hash). Runs on a split file (`protocol: npz`: the DA-IMRN paper's partitions and their
+alternative reconstructions) hold the arrays of the shared file they name, whose sha256 they
+recorded, where ../shared/data is present.
 """
 
 import json
+import pathlib
 
 import numpy as np
 import pytest
 
 from conftest import REPO, SHARED_DATA
+from hsi_jax import fileutil
 from hsi_jax.data import split_files
 from hsi_jax.evaluate import metrics
 
@@ -44,8 +47,11 @@ def test_a_committed_runs_metrics_are_its_maps(run):
     control = _summary(split, np.load(folder / "control_map.npy"), num_classes)
     for key in metrics.SUMMARY_KEYS:
       assert control[key] == pytest.approx(results["control"][key], abs=1e-12), key
-  shared = SHARED_DATA / "official_ip_partitions" / f"IP_{results['partition']}" / "split.npz"
-  if results["protocol"] == "npz" and shared.exists():
+  if results["protocol"] == "npz" and SHARED_DATA.is_dir():  # a file given by --config.split.npz
+    given_path = pathlib.PurePosixPath(results["split_file"]["file"])
+    shared = SHARED_DATA.joinpath(*given_path.parts[3:])  # ../shared/data/<the file>
+    assert given_path.parts[:3] == ("..", "shared", "data") and shared.exists(), given_path
+    assert fileutil.file_sha256(shared) == results["split_file"]["file_sha256"]
     with np.load(shared) as given, np.load(folder / "split.npz") as saved:
       for name in given.files:
         np.testing.assert_array_equal(saved[name], given[name], err_msg=name)
