@@ -63,7 +63,6 @@ def test_epoch_mode_times_the_runs_epoch_and_validation(indian_pines, monkeypatc
   assert (figures["train_s"], figures["val_s"]) == (round(train_s, 2), round(val_s, 2))
   assert figures["round_s"] == round(train_s + val_s, 2)
   assert figures["train_patches_per_s"] == round(figures["train_examples"] / train_s, 1)
-  assert figures["train_page_faults"] >= 0 and figures["train_sys_s"] >= 0
 
 
 class _WatchedCalls:
