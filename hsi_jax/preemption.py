@@ -1,13 +1,22 @@
 """Stopping a run cleanly on SIGTERM (what a scheduler's preemption sends) or SIGINT (Ctrl-C).
 
-`Stopped` is what a run raises when a signal stops it; the launchers (cli.run_main) print its
-message as one line and exit 128 + the signal's number (143 for SIGTERM, 130 for SIGINT).
+`Stopped` is what the training loop raises when a signal has stopped it at a checkpoint; the
+launchers (cli.run_main) print its message as one line and exit 128 + the signal's number (143 for
+SIGTERM, 130 for SIGINT), as a stop outside training does at once.
 
-`handle_signals()` is a context manager for a whole run: a signal raises `Stopped` at once
-(nothing is saved; what has been written stays valid, every write being atomic), except inside
-`deferred()`, the training loop, where it is only recorded: the loop asks `requested()` between
-chunks of a round, saves a checkpoint there and raises `Stopped` itself. A second SIGINT while
-one is pending stops at once (someone at the terminal does not want to wait for the chunk).
+`handle_signals()` is a context manager for a whole run: a signal ends the process at once with
+its one line and that exit status (nothing is saved; what has been written stays valid, every
+write being atomic and every checkpoint saved synchronously; the work directory's lock is an
+flock, which the kernel releases), except inside `deferred()`, the training loop, where it is only
+recorded: the loop asks `requested()` between chunks of a round, saves a checkpoint there and
+raises `Stopped` itself. A second SIGINT while one is pending ends the process at once too
+(someone at the terminal does not want to wait for the chunk).
+
+Why "at once" is an exit and not an exception: a Python signal handler runs wherever the main
+thread is. An exception raised there lands inside JAX's tracing or inside a garbage-collector
+callback (where Python prints "Exception ignored" and drops it), or unwinds while XLA is still
+compiling in its own threads, and the interpreter then crashes as it shuts down (SIGSEGV, exit
+139 instead of 143; seen on this project's CPU with a signal during the training chunk's compile).
 
 On a multi-host run every process must stop at the same chunk: `requested()` is then agreed
 across processes (any process signalled stops them all), one small collective per chunk.
@@ -16,7 +25,9 @@ across processes (any process signalled stops them all), one small collective pe
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
 import threading
 
 import jax
@@ -45,9 +56,17 @@ def _handler(signum, frame):
   pending = _state["received"]
   _state["received"] = signum
   if not _state["deferring"] or (pending == signal.SIGINT and signum == signal.SIGINT):
-    raise Stopped(signum, f"stopped by {signal.Signals(signum).name}"
-                  + (" (a second one: at once)" if pending is not None else "")
-                  + "; run the same command to resume from the last checkpoint.")
+    _exit_now(signum, f"stopped by {signal.Signals(signum).name}"
+              + (" (a second one: at once)" if pending is not None else "")
+              + "; run the same command to resume from the last checkpoint.")
+
+
+def _exit_now(signum: int, message: str) -> None:
+  """Ends the process: what was printed is flushed, `message` goes to stderr, exit status
+  128 + signum, without unwinding or interpreter shutdown (the module docstring says why)."""
+  sys.stdout.flush()
+  print(message, file=sys.stderr, flush=True)
+  os._exit(128 + signum)
 
 
 @contextlib.contextmanager

@@ -55,6 +55,33 @@ def metrics(workdir) -> list[dict]:
 
 
 @pytest.mark.slow
+def test_a_signal_while_compiling_ends_the_run_at_once_in_one_line(tmp_path):
+  """SIGTERM while the launcher compiles the training chunk, with no compilation cache (so the
+  compile takes tens of seconds here): just after "compiling" (JAX tracing in Python) and seconds
+  later (XLA compiling in its threads, where an exception raised from the handler used to end in
+  a crash at interpreter shutdown, exit 139). Each time: exit 143, nothing printed after
+  "compiling" but the stop's one line, no checkpoint saved."""
+  env = subprocess_env(HSI_JAX_COMPILE_CACHE="off")
+  for delay in (0.2, 8.0):
+    workdir = tmp_path / f"after_{delay}s"
+    process = subprocess.Popen([sys.executable, "launch/train.py", *TINY, f"--workdir={workdir}"],
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env)
+    wait_for_line(process, r"^compiling the training epoch", [])
+    time.sleep(delay)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 143, stderr[-3000:]
+    assert stdout == "", stdout
+    assert stderr.splitlines()[-1] == ("stopped by SIGTERM; run the same command to resume from "
+                                       "the last checkpoint."), stderr[-3000:]
+    for crash in ("Traceback", "Exception ignored", "Fatal Python error"):
+      assert crash not in stderr, stderr[-3000:]
+    latest = workdir / "checkpoints" / "latest"
+    assert not latest.exists() or not any(p.name.isdigit() for p in latest.iterdir())
+
+
+@pytest.mark.slow
 def test_signals_a_second_launch_and_a_damaged_checkpoint_end_as_an_uninterrupted_run(tmp_path):
   """One run of the quick DA-IMRN through the launcher: a second launch into its work directory is
   refused while it runs (one line naming it, exit 2); SIGTERM within epoch 2 stops it there with
