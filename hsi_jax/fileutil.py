@@ -44,12 +44,26 @@ def atomic_path(path: os.PathLike):
   path.parent.mkdir(parents=True, exist_ok=True)
   fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
   os.close(fd)
+  _LIVE_TEMPORARIES.add(tmp)
   try:
     yield pathlib.Path(tmp)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file gets the user's umask
     os.replace(tmp, path)
   finally:
+    _LIVE_TEMPORARIES.discard(tmp)
     if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+_LIVE_TEMPORARIES: set[str] = set()  # atomic_path's temporaries whose block has not ended
+
+
+def remove_live_temporaries() -> None:
+  """Removes the temporaries of the atomic writes in progress, for a process that ends without
+  unwinding (preemption's exit at a signal); what cannot be removed is left to
+  remove_stale_temporaries."""
+  for tmp in list(_LIVE_TEMPORARIES):
+    with contextlib.suppress(OSError):
       os.remove(tmp)
 
 

@@ -5,11 +5,15 @@ launchers (cli.run_main) print its message as one line and exit 128 + the signal
 SIGTERM, 130 for SIGINT), as a stop outside training does at once.
 
 `handle_signals()` is a context manager for a whole run: a signal ends the process at once with
-its one line and that exit status (nothing is saved; what has been written stays valid, every
-write being atomic and every checkpoint saved synchronously; the work directory's lock is an
-flock, which the kernel releases), except inside `deferred()`, the training loop, where it is only
-recorded: the loop asks `requested()` between chunks of a round, saves a checkpoint there and
-raises `Stopped` itself. A second SIGINT while one is pending ends the process at once too
+its one line (on the stderr the run started with, also while a checkpoint save holds file
+descriptor 2) and that exit status. Nothing is saved; what has been written stays valid: every
+file is written under a temporary name and renamed (the temporaries of writes in progress are
+removed on the way out; a later run in the same work directory removes any left), every
+checkpoint is saved synchronously inside `deferred()`, and the work directory's lock is an flock,
+which the kernel releases. Inside `deferred()`, the training loop, a signal is only recorded: the
+loop asks `requested()` between chunks of a round, saves a checkpoint there and raises `Stopped`
+itself; one that comes after the loop's last look ends the process when `deferred()` is left (the
+final checkpoint saved). A second SIGINT while one is pending ends the process at once too
 (someone at the terminal does not want to wait for the chunk).
 
 Why "at once" is an exit and not an exception: a Python signal handler runs wherever the main
@@ -33,11 +37,14 @@ import threading
 import jax
 import numpy as np
 
+from hsi_jax import fileutil
+
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Stopped(BaseException):
-  """A run stopped by a signal. BaseException: no `except Exception` on the way swallows it."""
+  """A run stopped by a signal at a checkpoint (raised by the training loop, see the module
+  docstring). BaseException: no `except Exception` on the way swallows it."""
 
   def __init__(self, signum: int, message: str):
     super().__init__(message)
@@ -48,7 +55,7 @@ class Stopped(BaseException):
     return 128 + self.signum
 
 
-_state = {"deferring": False, "received": None}
+_state = {"deferring": False, "received": None, "stderr": None}
 
 
 def _handler(signum, frame):
@@ -62,40 +69,54 @@ def _handler(signum, frame):
 
 
 def _exit_now(signum: int, message: str) -> None:
-  """Ends the process: what was printed is flushed, `message` goes to stderr, exit status
-  128 + signum, without unwinding or interpreter shutdown (the module docstring says why)."""
-  sys.stdout.flush()
-  print(message, file=sys.stderr, flush=True)
-  os._exit(128 + signum)
+  """Ends the process with exit status 128 + signum, without unwinding or interpreter shutdown
+  (the module docstring says why): the live temporaries removed, what was printed flushed,
+  `message` written to the stderr that handle_signals found. Exits even if a step fails (a
+  closed pipe, a write interrupted inside a buffered stream)."""
+  try:
+    fileutil.remove_live_temporaries()
+    for stream in (sys.stdout, sys.stderr):
+      with contextlib.suppress(Exception):
+        stream.flush()
+    os.write(_state["stderr"] if _state["stderr"] is not None else 2, f"{message}\n".encode())
+  finally:
+    os._exit(128 + signum)
 
 
 @contextlib.contextmanager
 def handle_signals():
-  """SIGTERM and SIGINT raise Stopped (or are deferred, see the module docstring) while inside;
-  the previous handlers are restored after. Only in the main thread (elsewhere: no change)."""
+  """While inside, SIGTERM and SIGINT end the process at once (or are deferred, see the module
+  docstring); the previous handlers are restored after. Only in the main thread (elsewhere: no
+  change)."""
   if threading.current_thread() is not threading.main_thread():
     yield
     return
   previous = {s: signal.signal(s, _handler) for s in SIGNALS}
-  _state.update(deferring=False, received=None)
+  _state.update(deferring=False, received=None, stderr=os.dup(2))
   try:
     yield
   finally:
     for s, handler in previous.items():
       signal.signal(s, handler)
-    _state.update(deferring=False, received=None)
+    os.close(_state["stderr"])
+    _state.update(deferring=False, received=None, stderr=None)
 
 
 @contextlib.contextmanager
 def deferred():
-  """Inside, a signal is recorded for `requested()` instead of raising (one that came before is
-  still pending)."""
+  """Inside, a signal is recorded for `requested()` instead of ending the process (one that came
+  before is still pending); one still pending when the outermost block ends normally ends it
+  then."""
   before = _state["deferring"]
   _state["deferring"] = True
   try:
     yield
   finally:
     _state["deferring"] = before
+  signum = None if before else requested()
+  if signum is not None:
+    _exit_now(signum, f"stopped by {signal.Signals(signum).name}; run the same command to resume "
+              "from the last checkpoint.")
 
 
 def requested() -> int | None:

@@ -58,11 +58,11 @@ def metrics(workdir) -> list[dict]:
 def test_a_signal_while_compiling_ends_the_run_at_once_in_one_line(tmp_path):
   """SIGTERM while the launcher compiles the training chunk, with no compilation cache (so the
   compile takes tens of seconds here): just after "compiling" (JAX tracing in Python) and seconds
-  later (XLA compiling in its threads, where an exception raised from the handler used to end in
-  a crash at interpreter shutdown, exit 139). Each time: exit 143, nothing printed after
-  "compiling" but the stop's one line, no checkpoint saved."""
+  later (XLA compiling, where an exception raised from the handler used to end in a crash at
+  interpreter shutdown, exit 139). Each time: exit 143, nothing printed after "compiling" but the
+  stop's one line, no checkpoint saved."""
   env = subprocess_env(HSI_JAX_COMPILE_CACHE="off")
-  for delay in (0.2, 8.0):
+  for delay in (0.2, 5.0):  # tracing + lowering take ~4 s of the ~30 s here
     workdir = tmp_path / f"after_{delay}s"
     process = subprocess.Popen([sys.executable, "launch/train.py", *TINY, f"--workdir={workdir}"],
                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -72,13 +72,46 @@ def test_a_signal_while_compiling_ends_the_run_at_once_in_one_line(tmp_path):
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 143, stderr[-3000:]
-    assert stdout == "", stdout
+    assert stdout == "", f"printed after 'compiling' (did the compile end before the signal?): {stdout}"
     assert stderr.splitlines()[-1] == ("stopped by SIGTERM; run the same command to resume from "
                                        "the last checkpoint."), stderr[-3000:]
     for crash in ("Traceback", "Exception ignored", "Fatal Python error"):
       assert crash not in stderr, stderr[-3000:]
     latest = workdir / "checkpoints" / "latest"
     assert not latest.exists() or not any(p.name.isdigit() for p in latest.iterdir())
+
+
+STOP_SCRIPT = """
+import os, signal, sys
+from hsi_jax import checkpoint, fileutil, preemption
+with preemption.handle_signals():
+  if sys.argv[1] == "write":
+    with checkpoint._stderr_held(), fileutil.atomic_path(sys.argv[2]) as tmp:
+      tmp.write_text("half of it")
+      os.kill(os.getpid(), signal.SIGTERM)
+      print("not stopped")
+  else:
+    with preemption.deferred():
+      os.kill(os.getpid(), signal.SIGTERM)
+      print("deferred", flush=True)
+    print("not stopped after deferred()")
+"""
+
+
+def test_a_signal_ends_the_process_with_its_line_and_no_temporary(tmp_path):
+  """The launchers' signal handling (preemption.handle_signals) in a child process: SIGTERM during
+  an atomic write, while a checkpoint save holds stderr, ends it with exit 143 and the one line
+  on the stderr it started with, the write's temporary removed and its target never written;
+  SIGTERM inside deferred() after the training loop's last look ends it when deferred() is left."""
+  line = "stopped by SIGTERM; run the same command to resume from the last checkpoint.\n"
+  target = tmp_path / "out" / "results.json"
+  write = subprocess.run([sys.executable, "-c", STOP_SCRIPT, "write", str(target)],
+                         capture_output=True, text=True, env=subprocess_env())
+  assert (write.returncode, write.stdout, write.stderr) == (143, "", line), write.stderr[-3000:]
+  assert list(target.parent.iterdir()) == []
+  after = subprocess.run([sys.executable, "-c", STOP_SCRIPT, "deferred"], capture_output=True,
+                         text=True, env=subprocess_env())
+  assert (after.returncode, after.stdout, after.stderr) == (143, "deferred\n", line), after.stderr
 
 
 @pytest.mark.slow
