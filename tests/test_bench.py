@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import mmap
 import os
 import time
 
@@ -151,11 +152,16 @@ def test_timers_measure_blocked_calls_after_their_warm_up():
   mean = benchmark._seconds(lambda: calls(jnp.float32(0), jnp.float32(1)), repeats=3)
   assert 0.08 <= mean < 0.1  # the mean (the median is 0.05; all four: 0.135)
 
-  # Usage: each timed call touches 64 MiB it allocated afresh (glibc maps a block that large and
-  # unmaps it when freed), so each faults at least once per page of it: 32 pages of 2 MiB if the
-  # kernel backs it with huge pages, 16,384 of 4 KiB if not.
+  # Usage: each timed call maps 64 MiB afresh (an anonymous mapping of its own: a numpy array of
+  # that size comes from malloc, which after other tests in the process may hand back memory
+  # already touched) and touches every page of it, so each call faults at least once per page:
+  # 32 pages of 2 MiB if the kernel backs it with huge pages, 16,384 of 4 KiB if not.
   def fresh():
-    np.ones(64 << 18, np.float32)
+    block = mmap.mmap(-1, 64 << 20)
+    pages = np.frombuffer(block, np.uint8)
+    pages[::4096] = 1
+    del pages  # the buffer must be released before the mapping is closed
+    block.close()
     return jnp.float32(0)
 
   usage = {}
