@@ -78,7 +78,8 @@ def _exit_now(signum: int, message: str) -> None:
     for stream in (sys.stdout, sys.stderr):
       with contextlib.suppress(Exception):
         stream.flush()
-    os.write(_state["stderr"] if _state["stderr"] is not None else 2, f"{message}\n".encode())
+    if _state["stderr"] is not None:
+      os.write(_state["stderr"], f"{message}\n".encode())
   finally:
     os._exit(128 + signum)
 
@@ -92,13 +93,18 @@ def handle_signals():
     yield
     return
   previous = {s: signal.signal(s, _handler) for s in SIGNALS}
-  _state.update(deferring=False, received=None, stderr=os.dup(2))
+  try:
+    stderr = os.dup(2)
+  except OSError:  # started with no stderr: the line has nowhere to go
+    stderr = None
+  _state.update(deferring=False, received=None, stderr=stderr)
   try:
     yield
   finally:
     for s, handler in previous.items():
       signal.signal(s, handler)
-    os.close(_state["stderr"])
+    if stderr is not None:
+      os.close(stderr)
     _state.update(deferring=False, received=None, stderr=None)
 
 
