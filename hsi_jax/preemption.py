@@ -63,16 +63,18 @@ def _handler(signum, frame):
   pending = _state["received"]
   _state["received"] = signum
   if not _state["deferring"] or (pending == signal.SIGINT and signum == signal.SIGINT):
-    _exit_now(signum, f"stopped by {signal.Signals(signum).name}"
-              + (" (a second one: at once)" if pending is not None else "")
-              + "; run the same command to resume from the last checkpoint.")
+    _exit_now(signum, second=pending is not None)
 
 
-def _exit_now(signum: int, message: str) -> None:
+def _exit_now(signum: int, second: bool = False) -> None:
   """Ends the process with exit status 128 + signum, without unwinding or interpreter shutdown
-  (the module docstring says why): the live temporaries removed, what was printed flushed,
-  `message` written to the stderr that handle_signals found. Exits even if a step fails (a
-  closed pipe, a write interrupted inside a buffered stream)."""
+  (the module docstring says why): the live temporaries removed, what was printed flushed, the
+  stop's line written to the stderr that handle_signals found (`second`: the signal came while
+  one was pending). Exits even if a step fails (a closed pipe, a write interrupted inside a
+  buffered stream)."""
+  message = (f"stopped by {signal.Signals(signum).name}"
+             + (" (a second one: at once)" if second else "")
+             + "; run the same command to resume from the last checkpoint.")
   try:
     fileutil.remove_live_temporaries()
     for stream in (sys.stdout, sys.stderr):
@@ -121,8 +123,7 @@ def deferred():
     _state["deferring"] = before
   signum = None if before else requested()
   if signum is not None:
-    _exit_now(signum, f"stopped by {signal.Signals(signum).name}; run the same command to resume "
-              "from the last checkpoint.")
+    _exit_now(signum)
 
 
 def requested() -> int | None:

@@ -23,6 +23,7 @@ from hsi_jax.data import split_files
 
 from conftest import REPO, subprocess_env, write_custom_scene
 
+STOP_LINE = "stopped by SIGTERM; run the same command to resume from the last checkpoint."
 TINY = [f"--config={REPO / 'configs' / 'ip.py'}:runlocal", "--config.train.epochs=3",
         "--config.train.checkpoint_every=1"]  # ~15 s an epoch here: a signal lands within one
 
@@ -73,8 +74,7 @@ def test_a_signal_while_compiling_ends_the_run_at_once_in_one_line(tmp_path):
     stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 143, stderr[-3000:]
     assert stdout == "", f"printed after 'compiling' (did the compile end before the signal?): {stdout}"
-    assert stderr.splitlines()[-1] == ("stopped by SIGTERM; run the same command to resume from "
-                                       "the last checkpoint."), stderr[-3000:]
+    assert stderr.splitlines()[-1] == STOP_LINE, stderr[-3000:]
     for crash in ("Traceback", "Exception ignored", "Fatal Python error"):
       assert crash not in stderr, stderr[-3000:]
     latest = workdir / "checkpoints" / "latest"
@@ -103,7 +103,7 @@ def test_a_signal_ends_the_process_with_its_line_and_no_temporary(tmp_path):
   an atomic write, while a checkpoint save holds stderr, ends it with exit 143 and the one line
   on the stderr it started with, the write's temporary removed and its target never written;
   SIGTERM inside deferred() after the training loop's last look ends it when deferred() is left."""
-  line = "stopped by SIGTERM; run the same command to resume from the last checkpoint.\n"
+  line = STOP_LINE + "\n"
   target = tmp_path / "out" / "results.json"
   write = subprocess.run([sys.executable, "-c", STOP_SCRIPT, "write", str(target)],
                          capture_output=True, text=True, env=subprocess_env())
